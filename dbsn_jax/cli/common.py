@@ -1,0 +1,40 @@
+"""Shared pieces of the command-line binaries."""
+import logging as std_logging
+import sys
+from typing import Callable, Dict
+
+from absl import logging
+
+
+class _Quiet(std_logging.Filter):
+  """Drop INFO chatter of libraries (orbax logs every file of every save)."""
+
+  def filter(self, record):
+    return record.levelno >= std_logging.WARNING or "dbsn_jax" in record.pathname
+
+
+def setup():
+  """Log this package's progress at INFO to stderr, libraries at WARNING."""
+  logging.set_verbosity(logging.INFO)
+  logging.use_absl_handler()
+  logging.get_absl_handler().addFilter(_Quiet())
+
+
+def guard(fn: Callable):
+  """Run `fn`; turn configuration/input errors into one clear line and exit code 2."""
+  try:
+    return fn()
+  except (ValueError, FileNotFoundError, FloatingPointError) as e:
+    logging.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def markdown_table(rows: Dict[str, Dict[str, float]]) -> str:
+  """`{row: {column: value}}` as a Markdown table (columns from the first row)."""
+  cols = sorted({c for r in rows.values() for c in r})
+  lines = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+  for name, r in rows.items():
+    lines.append(f"| {name} | " + " | ".join(
+        f"{r[c]:.4f}" if c in r else "-" for c in cols) + " |")
+  return "\n".join(lines)

@@ -1,0 +1,31 @@
+"""dbsn-train: stage 1 (D-BSN + CNN_est) from a config file.
+
+  dbsn-train --config=configs/demo.py --workdir=/tmp/demo [--config.FIELD=VALUE ...]
+"""
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from dbsn_jax.cli import common
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Stage-1 config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  common.setup()
+  from dbsn_jax.train import stage1
+  out = common.guard(lambda: stage1.train_and_evaluate(_CONFIG.value, _WORKDIR.value))
+  if out["eval"]:
+    logging.info("final evaluation: %s", out["eval"])
+    print(common.markdown_table({"stage 1": out["eval"]}))
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,79 @@
+"""Default hyper-parameters; the files in configs/ start from these and override.
+
+Values follow SPEC sections 2-6 (reference architecture, Adam 3e-4, 96x96 patches,
+batch 8). Noise levels are on the 0-255 scale.
+"""
+import ml_collections
+
+
+def stage1() -> ml_collections.ConfigDict:
+  """Stage 1: D-BSN + CNN_est trained by the constrained likelihood on noisy images."""
+  c = ml_collections.ConfigDict()
+  c.stage = "stage1"
+  c.seed = 0
+  c.channels = 1
+
+  c.model = ml_collections.ConfigDict()
+  c.model.features = 96
+  c.model.branches = ((3, 2), (5, 3))  # (masked kernel, dilation) per branch.
+  c.model.blocks = (8, 8)              # MDC modules per branch.
+  c.model.mdc_style = "paper"          # or "reference" (one 5x5 dilated conv).
+  c.model.sigma_form = "diag"          # Sigma_mu: "diag" or "full" (color).
+  c.model.sigma_features = 0           # 0: 16 gray, 32 color.
+  c.model.out_init_scale = 0.01        # Output layers start small: one run from scratch.
+  c.model.dtype = "float32"            # "bfloat16": bf16 compute, fp32 parameters.
+
+  c.noise_model = ml_collections.ConfigDict()
+  c.noise_model.mode = "awgn"          # "awgn", "hetero" or "multivariate".
+  c.noise_model.features = 16
+  c.noise_model.hidden_layers = 3
+  c.noise_model.per_image = False      # One CNN_est per noisy training image (paper).
+  c.noise_model.input = "mu"           # "mu" (reference) or "y" (paper text).
+
+  # Synthetic noise added to the training images ("none": they are already noisy).
+  c.noise = ml_collections.ConfigDict()
+  c.noise.kind = "awgn"
+  c.noise.sigma = 25.0
+  c.noise.sigma_range = (5.0, 50.0)
+  c.noise.alpha = 40.0
+  c.noise.delta = 10.0
+  c.noise.hetero_form = "paper"        # or "reference": var = alpha^2 x^2 + delta^2.
+  c.noise.mg_scale = 75.0
+  c.noise.pg_lambda = 30.0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.train = "shared:Train400"     # See dbsn_jax.data.sources for spec strings.
+  c.data.train_start = 0
+  c.data.train_stop = 0                # 0: to the end.
+  c.data.patch_size = 96
+  c.data.batch_size = 8
+  c.data.augment = True
+  c.data.num_threads = 2
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.source = "shared:BSD68"
+  c.eval.start = 0
+  c.eval.stop = 8                      # 0: all images.
+  c.eval.crop = 0                      # Centre crop side (0: full images).
+  c.eval.seed = 1234                   # Noise seeded per image: every run sees the same.
+  c.eval.every_steps = 1000
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.kind = "constrained"          # Eq. 8; or "gaussian" (plain NLL).
+  c.loss.l2_warmup_steps = 0           # Train mu by L2 first, inside the same run.
+  c.loss.eps = 1e-6
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 3e-4
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.milestones = (1 / 6, 2 / 6, 3 / 6)  # Fractions of num_steps: lr x decay.
+  c.optim.decay = 0.1
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_steps = 180_000          # 180 epochs x 6,000 batches of 8 (paper).
+  c.train.log_every = 100
+  c.train.checkpoint_every = 2000
+  c.train.keep_checkpoints = 3
+  c.train.max_nonfinite = 20           # Stop after this many consecutive skipped steps.
+  return c

@@ -1,0 +1,28 @@
+"""Image-quality metrics with the paper's protocol (SPEC section 9).
+
+PSNR on clip(x_hat, 0, 1) against the clean image, data range 1, over all channels,
+no border crop; SSIM with an 11x11 Gaussian window, sigma 1.5 (dm-pix).
+"""
+import dm_pix
+import jax.numpy as jnp
+
+
+def psnr(pred, target):
+  """Per-image PSNR in dB of `(B, H, W, C)` (or `(H, W, C)`) after clipping pred."""
+  pred = jnp.clip(pred.astype(jnp.float32), 0.0, 1.0)
+  err = jnp.mean(jnp.square(pred - target.astype(jnp.float32)), axis=(-3, -2, -1))
+  return 10.0 * jnp.log10(1.0 / jnp.maximum(err, 1e-20))
+
+
+def ssim(pred, target):
+  """Per-image SSIM (Gaussian window 11, sigma 1.5, data range 1) after clipping pred."""
+  pred = jnp.clip(pred.astype(jnp.float32), 0.0, 1.0)
+  return dm_pix.ssim(pred, target.astype(jnp.float32), max_val=1.0,
+                     filter_size=11, filter_sigma=1.5)
+
+
+def noise_std_error(est_cov, true_cov):
+  """Mean absolute error of the per-channel noise std, on the 0-255 scale."""
+  est = jnp.sqrt(jnp.maximum(jnp.diagonal(est_cov, axis1=-2, axis2=-1), 0.0))
+  true = jnp.sqrt(jnp.maximum(jnp.diagonal(true_cov, axis1=-2, axis2=-1), 0.0))
+  return 255.0 * jnp.mean(jnp.abs(est - true))

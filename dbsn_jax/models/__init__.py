@@ -1,0 +1,5 @@
+"""Linen modules: D-BSN, the noise model CNN_est, and the stage-2 denoisers."""
+from dbsn_jax.models.dbsn import DBSN, MDC
+from dbsn_jax.models.noise_model import NoiseEstimator
+
+__all__ = ["DBSN", "MDC", "NoiseEstimator"]

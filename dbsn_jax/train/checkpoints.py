@@ -1,0 +1,72 @@
+"""orbax checkpoints of a training run: state, input-pipeline position and config.
+
+Saves are atomic (orbax writes to a temporary directory and renames), so a run killed
+at any moment resumes from the last complete checkpoint. The config travels inside
+each checkpoint, so a stage-2 job needs only the stage-1 workdir.
+"""
+import json
+import os
+from typing import Any, Dict, Optional, Tuple
+
+import jax
+import orbax.checkpoint as ocp
+
+
+def manager(workdir: str, keep: int = 3, create: bool = True) -> ocp.CheckpointManager:
+  """A CheckpointManager for `workdir/checkpoints` keeping the newest `keep` steps."""
+  path = os.path.join(os.path.abspath(workdir), "checkpoints")
+  opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create,
+                                      enable_async_checkpointing=False)
+  return ocp.CheckpointManager(path, options=opts,
+                               item_names=("state", "data", "config"))
+
+
+def save(mgr: ocp.CheckpointManager, step: int, state: Any, data_state: Dict,
+         config: Dict) -> None:
+  """Save state (arrays), the data iterator state and the config (JSON) at `step`."""
+  mgr.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=ocp.args.JsonSave(data_state),
+      config=ocp.args.JsonSave(config)), force=True)
+  mgr.wait_until_finished()
+
+
+def restore(mgr: ocp.CheckpointManager, target: Any,
+            step: Optional[int] = None) -> Optional[Tuple[Any, Dict, Dict]]:
+  """(state, data_state, config) of `step` (default newest), or None if none exists.
+
+  `target` is a state of the right structure (e.g. a fresh one); a checkpoint whose
+  arrays do not match it raises ValueError naming the checkpoint.
+  """
+  step = mgr.latest_step() if step is None else step
+  if step is None:
+    return None
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  try:
+    out = mgr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract),
+        data=ocp.args.JsonRestore(), config=ocp.args.JsonRestore()))
+  except Exception as e:  # orbax raises several types for mismatched trees.
+    raise ValueError(f"checkpoint {mgr.directory}/{step} does not match this model "
+                     f"(different architecture or config?): {e}") from e
+  return out.state, out.data, out.config
+
+
+def read_config(workdir: str) -> Dict:
+  """The config stored with the newest checkpoint of a workdir."""
+  path = os.path.join(os.path.abspath(workdir), "checkpoints")
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"{workdir} has no checkpoints/ (not a dbsn-jax workdir?)")
+  mgr = manager(workdir, create=False)
+  step = mgr.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"{workdir} has no complete checkpoint")
+  return mgr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())).config
+
+
+def write_json(path: str, obj: Any) -> None:
+  """Write JSON atomically: a temporary file, then rename."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)

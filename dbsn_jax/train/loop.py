@@ -1,0 +1,151 @@
+"""The training loop shared by both stages: resume, log, evaluate, checkpoint.
+
+Resume is exact: the checkpoint holds the state (with its PRNG key and step) and the
+input iterator's position, so N steps with an interruption equal N steps without.
+SIGTERM / SIGINT finish the current step, save, and exit cleanly.
+"""
+import contextlib
+import os
+import signal
+import time
+from typing import Any, Callable, Dict, Optional
+
+import jax
+import numpy as np
+from absl import logging
+
+from dbsn_jax.train import checkpoints
+
+
+class _StopFlag:
+  """Set by SIGTERM / SIGINT; the loop saves and exits at the next step boundary."""
+
+  def __init__(self):
+    self.stop = False
+
+  def __call__(self, signum, frame):
+    logging.warning("signal %d: saving a checkpoint and stopping", signum)
+    self.stop = True
+
+
+@contextlib.contextmanager
+def _signals(flag):
+  try:
+    old = {s: signal.signal(s, flag) for s in (signal.SIGTERM, signal.SIGINT)}
+  except ValueError:  # Not in the main thread: no handlers.
+    old = {}
+  try:
+    yield
+  finally:
+    for s, h in old.items():
+      signal.signal(s, h)
+
+
+class Writer:
+  """TensorBoard scalars/images (process 0 only) and console progress lines."""
+
+  def __init__(self, workdir: str):
+    self._tb = None
+    if jax.process_index() == 0:
+      try:
+        from tensorboardX import SummaryWriter
+        self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      except ImportError:
+        logging.warning("tensorboardX is not installed: no TensorBoard logs")
+
+  def scalars(self, step: int, values: Dict[str, float]):
+    if self._tb:
+      for k, v in values.items():
+        self._tb.add_scalar(k, float(v), step)
+
+  def images(self, step: int, images: Dict[str, np.ndarray]):
+    if self._tb:
+      for k, v in images.items():
+        self._tb.add_image(k, np.clip(v, 0, 1), step, dataformats="HWC")
+
+  def flush(self):
+    if self._tb:
+      self._tb.flush()
+
+
+def identity(config) -> Dict:
+  """The config fields a resumed run must share with the checkpoint it resumes."""
+  d = config.to_dict()
+  return {k: d.get(k) for k in ("stage", "channels", "model", "noise_model", "denoiser")}
+
+
+def run(config, workdir: str, state: Any, train_step: Callable, dataset,
+        evaluate: Optional[Callable[[Any, int], Dict[str, float]]] = None,
+        images_for_tb: Optional[Callable[[Any], Dict[str, np.ndarray]]] = None) -> Any:
+  """Train `state` for config.train.num_steps with `train_step(state, batch)`.
+
+  Returns the final state. Resumes from the newest checkpoint in `workdir`.
+  """
+  from dbsn_jax.data import pipeline  # Local: keeps the train package import-light.
+  tcfg = config.train
+  os.makedirs(workdir, exist_ok=True)
+  mgr = checkpoints.manager(workdir, tcfg.keep_checkpoints)
+  iterator = pipeline.train_iterator(dataset, config.data.num_threads)
+  restored = checkpoints.restore(mgr, state)
+  if restored is not None:
+    state, data_state, saved = restored
+    want = identity(config)
+    got = {k: saved.get(k) for k in want}
+    if _jsonable(got) != _jsonable(want):
+      diff = [k for k in want if _jsonable(got[k]) != _jsonable(want[k])]
+      raise ValueError(f"workdir {workdir} holds a run with different {', '.join(diff)}; "
+                       "use a new workdir to train a different architecture")
+    iterator.set_state(data_state)
+    logging.info("resumed from step %d in %s", int(state.step), workdir)
+  checkpoints.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  writer = Writer(workdir)
+  flag = _StopFlag()
+  start = int(state.step)
+  t0, last_t, last_step, skipped = time.time(), time.time(), start, 0
+  batch_size = config.data.batch_size
+  with _signals(flag):
+    step = start
+    while step < tcfg.num_steps and not flag.stop:
+      batch = next(iterator)
+      state, metrics = train_step(state, batch)
+      step += 1
+      ok = bool(metrics["finite"])
+      skipped = 0 if ok else skipped + 1
+      if not ok:
+        logging.warning("step %d: non-finite loss or gradient, update skipped (%d in a row)",
+                        step, skipped)
+        if skipped >= tcfg.max_nonfinite:
+          raise FloatingPointError(
+              f"{skipped} consecutive non-finite steps at step {step}; the last good "
+              f"checkpoint in {workdir} is intact (lower optim.lr?)")
+      if step % tcfg.log_every == 0 or step == tcfg.num_steps:
+        m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        now = time.time()
+        rate = (step - last_step) / max(now - last_t, 1e-9)
+        eta = (tcfg.num_steps - step) / max(rate, 1e-9)
+        logging.info("step %d/%d  loss %.5f  %.2f steps/s  %.1f patches/s  ETA %s",
+                     step, tcfg.num_steps, m["loss"], rate, rate * batch_size,
+                     time.strftime("%H:%M:%S", time.gmtime(eta)))
+        writer.scalars(step, {f"train/{k}": v for k, v in m.items()})
+        writer.scalars(step, {"train/steps_per_sec": rate})
+        last_t, last_step = now, step
+      if evaluate and (step % config.eval.every_steps == 0 or step == tcfg.num_steps):
+        results = evaluate(state, step)
+        logging.info("eval step %d: %s", step,
+                     "  ".join(f"{k} {v:.3f}" for k, v in results.items()))
+        writer.scalars(step, {f"eval/{k}": v for k, v in results.items()})
+        if images_for_tb:
+          writer.images(step, images_for_tb(state))
+      if step % tcfg.checkpoint_every == 0 or step == tcfg.num_steps or flag.stop:
+        checkpoints.save(mgr, step, state, iterator.get_state(), config.to_dict())
+  if flag.stop and step < tcfg.num_steps:
+    logging.warning("stopped by signal at step %d; rerun the same command to resume", step)
+  writer.flush()
+  logging.info("trained %d steps in %.1f s", step - start, time.time() - t0)
+  return state
+
+
+def _jsonable(x):
+  """Normalise tuples to lists so a config compares equal to its JSON round trip."""
+  import json
+  return json.loads(json.dumps(x))

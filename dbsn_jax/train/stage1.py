@@ -1,0 +1,232 @@
+"""Stage 1: self-supervised D-BSN + CNN_est on noisy images (SPEC sections 2-6).
+
+Data -> model -> loss -> train step: the grain pipeline yields clean (or already noisy)
+patches, the jitted step adds fresh synthetic noise from its PRNG key, runs D-BSN and
+CNN_est, and minimises the constrained likelihood (Eq. 8).
+"""
+import functools
+from typing import Any, Dict
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dbsn_jax import losses, metrics, noise
+from dbsn_jax.data import pipeline, sources
+from dbsn_jax.models import DBSN, NoiseEstimator
+from dbsn_jax.train import loop, state as state_lib
+
+
+class Stage1Model(nn.Module):
+  """`y (B, H, W, C)` -> (mu, Sigma_mu, Sigma_n); Sigma_n from CNN_est of mu or y."""
+  dbsn: DBSN
+  noise_model: NoiseEstimator
+  noise_input: str = "mu"
+
+  def __call__(self, y, image_ids=None):
+    mu, sigma_mu = self.dbsn(y)
+    # CNN_est sees the (gradient-stopped) clean estimate mu, as in the reference, or y.
+    src = jax.lax.stop_gradient(mu) if self.noise_input == "mu" else y
+    return mu, sigma_mu, self.noise_model(src, image_ids)
+
+
+def validate(config, num_images: int = 0) -> None:
+  """Refuse a bad stage-1 config before any compute, naming the field."""
+  if config.channels not in (1, 3):
+    raise ValueError(f"channels must be 1 or 3, got {config.channels}")
+  if config.noise_model.input not in ("mu", "y"):
+    raise ValueError(f"noise_model.input must be 'mu' or 'y', got {config.noise_model.input!r}")
+  if config.loss.kind not in ("constrained", "gaussian"):
+    raise ValueError(f"loss.kind must be 'constrained' or 'gaussian', got {config.loss.kind!r}")
+  if config.noise_model.mode == "multivariate" and config.channels == 1:
+    raise ValueError("noise_model.mode='multivariate' needs channels=3")
+  if config.noise.kind == "multivariate" and config.channels == 1:
+    raise ValueError("noise.kind='multivariate' needs channels=3")
+  for field in ("patch_size", "batch_size"):
+    if config.data[field] <= 0:
+      raise ValueError(f"data.{field} must be > 0, got {config.data[field]}")
+  if config.train.num_steps <= 0:
+    raise ValueError(f"train.num_steps must be > 0, got {config.train.num_steps}")
+  noise.from_config(config.noise)  # Raises on bad noise settings.
+  build_model(config, num_images).dbsn.check()
+
+
+def build_model(config, num_images: int = 0) -> Stage1Model:
+  """The stage-1 model a config describes (`num_images` sizes a per-image CNN_est)."""
+  m, nm = config.model, config.noise_model
+  dbsn = DBSN(channels=config.channels, features=m.features,
+              branches=tuple(tuple(b) for b in m.branches), blocks=tuple(m.blocks),
+              mdc_style=m.mdc_style, sigma_form=m.sigma_form,
+              sigma_features=m.sigma_features, out_init_scale=m.out_init_scale,
+              dtype=jnp.dtype(m.dtype))
+  est = NoiseEstimator(channels=config.channels, mode=nm.mode, features=nm.features,
+                       hidden_layers=nm.hidden_layers,
+                       num_models=num_images if nm.per_image else 0)
+  return Stage1Model(dbsn, est, nm.input)
+
+
+def create_state(config, model: Stage1Model, num_images: int = 0) -> state_lib.TrainState:
+  """Fresh parameters, Adam state and noise key from config.seed."""
+  k_init, k_noise = jax.random.split(jax.random.PRNGKey(config.seed))
+  p = config.data.patch_size
+  y = jnp.zeros((1, p, p, config.channels), jnp.float32)
+  params = jax.jit(model.init)(k_init, y, jnp.zeros((1,), jnp.int32))["params"]
+  tx = state_lib.make_optimizer(config.optim, config.train.num_steps)
+  return state_lib.TrainState.create(apply_fn=model.apply, params=params, tx=tx, key=k_noise)
+
+
+def loss_fn(params, model, y, image_ids, step, loss_cfg):
+  """The stage-1 objective and the model's outputs.
+
+  During the first `l2_warmup_steps` steps mu learns by L2 to y (the blind-spot
+  network's self-supervised regression, the reference's pre-training) while the
+  covariance heads learn the likelihood of a gradient-stopped mu; then everything
+  trains jointly by the likelihood. One schedule, one run.
+  """
+  mu, sigma_mu, sigma_n = model.apply({"params": params}, y, image_ids)
+  warm = step < loss_cfg.l2_warmup_steps
+  mu_nll = jnp.where(warm, jax.lax.stop_gradient(mu), mu)
+  nll = losses.constrained_nll if loss_cfg.kind == "constrained" else losses.gaussian_nll
+  l2 = losses.mse(mu, y)
+  loss = nll(y, mu_nll, sigma_mu, sigma_n, loss_cfg.eps) + jnp.where(warm, l2 / 2e-3, 0.0)
+  return loss, (mu, sigma_mu, sigma_n, l2)
+
+
+def make_train_step(config, model: Stage1Model):
+  """A jitted, pure `train_step(state, batch) -> (state, metrics)` (state donated)."""
+  add_noise = noise.from_config(config.noise)
+
+  def train_step(state, batch):
+    key = jax.random.fold_in(state.key, state.step)
+    x = jnp.asarray(batch["image"], jnp.float32)
+    ids = jnp.asarray(batch["image_id"], jnp.int32)
+    if add_noise is not None:
+      y, true_cov = add_noise(key, x)
+    else:
+      y, true_cov = x, None
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, (mu, sigma_mu, sigma_n, l2)), grads = grad_fn(
+        state.params, model, y, ids, state.step, config.loss)
+    new_state, ok = state_lib.guarded_update(state, grads, loss)
+    out = {"loss": loss, "mse_mu_y": l2, "finite": ok,
+           "noise_std": 255.0 * jnp.mean(jnp.sqrt(jnp.diagonal(sigma_n, axis1=-2, axis2=-1))),
+           "sigma_mu_std": 255.0 * jnp.mean(jnp.sqrt(jnp.diagonal(sigma_mu, axis1=-2, axis2=-1)))}
+    if true_cov is not None:
+      out["psnr_mu"] = jnp.mean(metrics.psnr(mu, x))
+      out["noise_std_error"] = metrics.noise_std_error(sigma_n, true_cov)
+    return new_state, out
+
+  return jax.jit(train_step, donate_argnums=0)
+
+
+def make_denoise_fn(model: Stage1Model):
+  """Jitted `(params, y (B, H, W, C), ids) -> dict(mu, bayes, sigma_mu, sigma_n)`."""
+  @jax.jit
+  def denoise(params, y, image_ids):
+    mu, sigma_mu, sigma_n = model.apply({"params": params}, y, image_ids)
+    return {"mu": mu, "bayes": losses.bayes_estimate(y, mu, sigma_mu, sigma_n),
+            "sigma_mu": sigma_mu, "sigma_n": sigma_n}
+  return denoise
+
+
+def _centre_crop(img: np.ndarray, size: int) -> np.ndarray:
+  if size <= 0:
+    return img
+  h, w = img.shape[:2]
+  t, l = max(0, (h - size) // 2), max(0, (w - size) // 2)
+  return img[t:t + size, l:l + size]
+
+
+def eval_set(config):
+  """(noisy, clean, true_cov or None, names) of the held-out set, noise seeded per image."""
+  ec = config.eval
+  stop = ec.stop or None
+  clean = sources.load(ec.source, config.channels, ec.start, stop)
+  cleans = [_centre_crop(im, ec.crop) for im in clean.images]
+  if config.get("eval_noisy_source", ""):
+    noisy = sources.load(config.eval_noisy_source, config.channels, ec.start, stop)
+    return [_centre_crop(im, ec.crop) for im in noisy.images], cleans, None, clean.names
+  add_noise = noise.from_config(config.noise)
+  if add_noise is None:
+    raise ValueError("noise.kind='none' needs eval_noisy_source (noisy images of the eval set)")
+  base = jax.random.PRNGKey(ec.seed)
+  noisy, covs = [], []
+  for i, x in enumerate(cleans):
+    y, cov = jax.jit(add_noise)(jax.random.fold_in(base, ec.start + i), jnp.asarray(x)[None])
+    noisy.append(np.asarray(y[0]))
+    covs.append(np.asarray(cov[0]))
+  return noisy, cleans, covs, clean.names
+
+
+def select_noise_models(params, model: Stage1Model, y, mu, crop: int = 64):
+  """For a per-image CNN_est on an unseen image: the id whose model best explains the
+  residual y - mu (largest likelihood on a centre crop)."""
+  num = model.noise_model.num_models
+  yc, mc = (_centre_crop_jnp(a, crop) for a in (y, mu))
+  src = mc if model.noise_input == "mu" else yc
+  est = model.noise_model
+
+  def score(m):
+    ids = jnp.full((y.shape[0],), m, jnp.int32)
+    cov = est.apply({"params": params["noise_model"]}, src, ids)
+    r = (yc - mc)[..., None]
+    return jax.vmap(lambda c, rr: losses.gaussian_nll(rr[..., 0], 0 * rr[..., 0], 0 * c, c))(
+        cov, r)
+
+  scores = jax.lax.map(score, jnp.arange(num))  # (M, B)
+  return jnp.argmin(scores, axis=0).astype(jnp.int32)
+
+
+def _centre_crop_jnp(a, size):
+  h, w = a.shape[1:3]
+  t, l = max(0, (h - size) // 2), max(0, (w - size) // 2)
+  return a[:, t:t + size, l:l + size]
+
+
+def evaluate(params, model: Stage1Model, data, denoise=None) -> Dict[str, float]:
+  """Mean PSNR/SSIM of the noisy input, mu and the Bayes estimate on `data`."""
+  noisy, clean, covs, _ = data
+  denoise = denoise or make_denoise_fn(model)
+  rows = []
+  for i, (y, x) in enumerate(zip(noisy, clean)):
+    yb, xb = jnp.asarray(y)[None], jnp.asarray(x)[None]
+    ids = jnp.zeros((1,), jnp.int32)
+    out = denoise(params, yb, ids)
+    if model.noise_model.num_models:
+      ids = jax.jit(functools.partial(select_noise_models, model=model))(
+          params, y=yb, mu=out["mu"])
+      out = denoise(params, yb, ids)
+    row = {"psnr_noisy": metrics.psnr(yb, xb)[0], "psnr_mu": metrics.psnr(out["mu"], xb)[0],
+           "psnr_bayes": metrics.psnr(out["bayes"], xb)[0],
+           "ssim_bayes": metrics.ssim(out["bayes"], xb)[0]}
+    if covs is not None:
+      row["noise_std_error"] = metrics.noise_std_error(out["sigma_n"], jnp.asarray(covs[i])[None])
+    rows.append({k: float(v) for k, v in row.items()})
+  return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
+  """Train stage 1 from `config` in `workdir` (resuming if possible); returns the final
+  state and evaluation."""
+  train = sources.load(config.data.train, config.channels, config.data.train_start,
+                       config.data.train_stop or None)
+  validate(config, len(train))
+  model = build_model(config, len(train))
+  state = create_state(config, model, len(train))
+  ds = pipeline.train_dataset(train.images, config.data.patch_size, config.data.batch_size,
+                              config.seed, config.data.augment)
+  data = eval_set(config) if config.eval.source else None
+  denoise = make_denoise_fn(model)
+  evaluate_fn = (lambda st, step: evaluate(st.params, model, data, denoise)) if data else None
+
+  def tb_images(st):
+    y = jnp.asarray(data[0][0])[None]
+    out = denoise(st.params, y, jnp.zeros((1,), jnp.int32))
+    return {"eval/noisy": data[0][0], "eval/bayes": np.asarray(out["bayes"][0]),
+            "eval/clean": data[1][0]}
+
+  state = loop.run(config, workdir, state, make_train_step(config, model), ds,
+                   evaluate_fn, tb_images if data else None)
+  results = evaluate(state.params, model, data, denoise) if data else {}
+  return {"state": state, "model": model, "eval": results, "num_images": len(train)}

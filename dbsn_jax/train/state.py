@@ -1,0 +1,52 @@
+"""The training state pytree and the optimizer built from a config."""
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+
+class TrainState(train_state.TrainState):
+  """Step, parameters, optimizer state, and the PRNG key of the noise draws.
+
+  `batch_stats` holds BatchNorm statistics (empty for models without BatchNorm).
+  """
+  key: jax.Array
+  batch_stats: Any = flax.struct.field(default_factory=dict)
+
+
+def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
+  """Piecewise constant: lr, times `decay` at each milestone (fractions of num_steps)."""
+  if optim_cfg.lr <= 0:
+    raise ValueError(f"optim.lr must be > 0, got {optim_cfg.lr}")
+  bounds = {}
+  for frac in optim_cfg.milestones:
+    if not 0 < frac < 1:
+      raise ValueError(f"optim.milestones are fractions of train.num_steps in (0, 1), got {frac}")
+    step = max(1, int(round(frac * num_steps)))
+    bounds[step] = bounds.get(step, 1.0) * optim_cfg.decay
+  return optax.piecewise_constant_schedule(optim_cfg.lr, bounds)
+
+
+def make_optimizer(optim_cfg, num_steps: int) -> optax.GradientTransformation:
+  """Adam (b1, b2) with the piecewise-constant schedule."""
+  return optax.adam(learning_rate_schedule(optim_cfg, num_steps),
+                    b1=optim_cfg.b1, b2=optim_cfg.b2)
+
+
+def guarded_update(state: TrainState, grads, loss, **extra):
+  """Apply gradients unless the loss or any gradient is non-finite.
+
+  Returns (new_state, ok). A skipped update still advances the step, so the next
+  batch and noise draw differ; parameters and optimizer state stay as they were.
+  """
+  ok = jnp.isfinite(loss) & jnp.all(jnp.array(
+      [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+  new = state.apply_gradients(grads=grads, **extra)
+  keep = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
+  new = new.replace(params=jax.tree.map(keep, new.params, state.params),
+                    opt_state=jax.tree.map(keep, new.opt_state, state.opt_state),
+                    batch_stats=jax.tree.map(keep, new.batch_stats, state.batch_stats))
+  return new, ok
