@@ -1,0 +1,102 @@
+"""D-BSN: the blind spot is exactly blind, sizes match the reference."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dbsn_jax.models import DBSN
+
+
+def _random_params(model, y, seed=0):
+  """Initial parameters plus noise, so biases and output layers are not special."""
+  params = model.init(jax.random.PRNGKey(seed), y)["params"]
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(seed + 1), len(leaves))
+  leaves = [p + 0.1 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)]
+  return jax.tree.unflatten(tree, leaves)
+
+
+def _input_gradient(model, params, y, pixel):
+  """d (sum of mu and Sigma_mu at `pixel`) / d y, shape (H, W, C)."""
+  def out_at(inp):
+    mu, sigma = model.apply({"params": params}, inp)
+    i, j = pixel
+    return jnp.sum(mu[0, i, j]) + jnp.sum(sigma[0, i, j])
+  return np.asarray(jax.grad(out_at)(y)[0])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("style", ["paper", "reference"])
+@pytest.mark.parametrize("branches", [((3, 2),), ((5, 3),), ((3, 2), (5, 3))])
+def test_blind_spot_is_exact(channels, style, branches):
+  model = DBSN(channels=channels, features=8, branches=branches, blocks=(1,) * len(branches),
+               mdc_style=style, sigma_form="full" if channels == 3 else "diag")
+  y = jax.random.uniform(jax.random.PRNGKey(3), (1, 28, 28, channels))
+  params = _random_params(model, y)
+  for pixel in [(14, 14), (0, 0), (27, 5)]:
+    g = _input_gradient(model, params, y, pixel)
+    assert np.all(g[pixel] == 0.0), f"output at {pixel} depends on its own input"
+  # Exactly the offsets the dilated design can reach are seen: o1 + d * a with o1 in the
+  # masked k x k window minus the centre and |a| <= 2 per MDC module (both styles).
+  reach = _reachable(branches, 1)
+  g = np.abs(_input_gradient(model, params, y, (14, 14))).sum(-1)
+  seen = {(i - 14, j - 14) for i, j in zip(*np.nonzero(g))}
+  assert seen <= reach, f"unexpected offsets seen: {sorted(seen - reach)[:5]}"
+  window = {o for o in reach if max(abs(o[0]), abs(o[1])) <= 6}
+  assert len(seen & window) >= 0.9 * len(window), f"{len(seen & window)} of {len(window)}"
+
+
+def _reachable(branches, blocks):
+  out = set()
+  for k, d in branches:
+    r, m = (k - 1) // 2, 2 * blocks
+    for oi in range(-r, r + 1):
+      for oj in range(-r, r + 1):
+        if (oi, oj) != (0, 0):
+          out |= {(oi + d * a, oj + d * b) for a in range(-m, m + 1) for b in range(-m, m + 1)}
+  return out
+
+
+def test_unmasked_network_leaks():
+  """Negative control: without the centre mask the output sees its own input."""
+  model = DBSN(channels=1, features=8, blocks=(1, 1), blind=False)
+  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 24, 24, 1))
+  g = _input_gradient(model, _random_params(model, y), y, (12, 12))
+  assert np.abs(g[12, 12]).sum() > 0
+
+
+def _count(params, exclude=()):
+  return sum(int(np.prod(p.shape)) for path, p in jax.tree_util.tree_leaves_with_path(params)
+             if not any(e in jax.tree_util.keystr(path) for e in exclude))
+
+
+def test_reference_parameter_count():
+  model = DBSN(channels=1, mdc_style="reference")
+  shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 1)))
+  # SPEC section 2: 6,612,289 for the mu network; the Sigma_mu head is separate.
+  assert _count(shapes["params"], exclude=("sigma_",)) == 6_612_289
+  assert model.receptive_radius == 50
+
+
+def test_output_shapes_and_positive_sigma():
+  model = DBSN(channels=3, features=8, blocks=(1, 1), sigma_form="full")
+  y = jax.random.uniform(jax.random.PRNGKey(0), (2, 20, 20, 3))
+  params = _random_params(model, y)
+  mu, sigma = model.apply({"params": params}, y)
+  assert mu.shape == (2, 20, 20, 3) and sigma.shape == (2, 20, 20, 3, 3)
+  np.testing.assert_allclose(sigma, np.swapaxes(sigma, -1, -2), atol=1e-6)
+  assert np.all(np.linalg.eigvalsh(np.asarray(sigma, np.float64)) > -1e-7)
+
+
+def test_initial_mu_is_not_far_off():
+  """Scaled output init: mu starts within 0.1 of mid-grey, not ~86x too large."""
+  model = DBSN(channels=1, features=16, blocks=(2, 2))
+  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 32, 32, 1))
+  mu, _ = model.apply(model.init(jax.random.PRNGKey(1), y), y)
+  assert float(jnp.max(jnp.abs(mu - 0.5))) < 0.1
+
+
+def test_leaky_dilation_is_refused():
+  model = DBSN(channels=1, features=8, branches=((5, 2),), blocks=(1,))
+  with pytest.raises(ValueError, match="dilation 2 must exceed"):
+    model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 1)))

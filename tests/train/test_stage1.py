@@ -1,0 +1,98 @@
+"""Stage-1 training: the loss falls, resume is bit-identical, bad steps are skipped."""
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dbsn_jax import noise
+from dbsn_jax.data import pipeline, sources
+from dbsn_jax.train import checkpoints, stage1
+from tests.conftest import tiny_stage1_config
+
+
+def _held_out_loss(config, model, params):
+  x = jnp.asarray(sources.load("sample:camera", 1).images[0][None, 100:164, 100:164])
+  y, _ = noise.from_config(config.noise)(jax.random.PRNGKey(5), x)
+  loss, _ = stage1.loss_fn(params, model, y, jnp.zeros((1,), jnp.int32), 10**6, config.loss)
+  return float(loss)
+
+
+def test_a_few_steps_lower_the_loss():
+  config = tiny_stage1_config(**{"train.num_steps": 40})
+  images = sources.load(config.data.train, 1).images
+  model = stage1.build_model(config)
+  state = stage1.create_state(config, model)
+  before = _held_out_loss(config, model, state.params)
+  step = stage1.make_train_step(config, model)
+  it = pipeline.train_iterator(pipeline.train_dataset(images, 24, 4, 0), 1)
+  for _ in range(40):
+    state, m = step(state, next(it))
+  assert bool(m["finite"])
+  assert _held_out_loss(config, model, state.params) < before - 0.5
+
+
+def test_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch):
+  config = tiny_stage1_config()
+  full = stage1.train_and_evaluate(config, str(tmp_path / "full"))["state"]
+
+  real = stage1.make_train_step
+  calls = {"n": 0}
+
+  def interrupting(cfg, model):
+    step = real(cfg, model)
+
+    def wrapped(state, batch):
+      calls["n"] += 1
+      if calls["n"] == 4:  # SIGTERM in the middle of the run: save and stop.
+        os.kill(os.getpid(), signal.SIGTERM)
+      return step(state, batch)
+    return wrapped
+
+  monkeypatch.setattr(stage1, "make_train_step", interrupting)
+  part = stage1.train_and_evaluate(config, str(tmp_path / "resumed"))["state"]
+  assert int(part.step) == 4
+  monkeypatch.setattr(stage1, "make_train_step", real)
+  resumed = stage1.train_and_evaluate(config, str(tmp_path / "resumed"))["state"]
+  assert int(resumed.step) == config.train.num_steps
+  for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(resumed.params)):
+    np.testing.assert_array_equal(a, b)
+  stored = checkpoints.read_config(str(tmp_path / "resumed"))
+  assert stored["model"]["features"] == 8 and stored["stage"] == "stage1"
+
+
+def test_resuming_a_different_architecture_is_refused(tmp_path):
+  stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 2}), str(tmp_path))
+  other = tiny_stage1_config(**{"train.num_steps": 4, "model.features": 12})
+  with pytest.raises(ValueError, match="model"):
+    stage1.train_and_evaluate(other, str(tmp_path))
+
+
+def test_non_finite_step_is_skipped():
+  config = tiny_stage1_config()
+  model = stage1.build_model(config)
+  state = stage1.create_state(config, model)
+  step = stage1.make_train_step(config, model)
+  bad = {"image": np.full((4, 24, 24, 1), np.nan, np.float32),
+         "image_id": np.zeros((4,), np.int32)}
+  before = jax.tree.map(np.asarray, state.params)
+  state, m = step(state, bad)
+  assert not bool(m["finite"]) and int(state.step) == 1
+  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("noise.sigma", -5.0, "noise.sigma"),
+    ("model.branches", ((5, 2), (5, 3)), "dilation 2"),
+    ("loss.kind", "l1", "loss.kind"),
+    ("data.batch_size", 0, "data.batch_size"),
+    ("optim.milestones", (1.5,), "optim.milestones"),
+])
+def test_bad_config_is_refused_by_name(field, value, match):
+  config = tiny_stage1_config(**{field: value})
+  with pytest.raises(ValueError, match=match):
+    stage1.validate(config)
+    stage1.create_state(config, stage1.build_model(config))
