@@ -77,3 +77,64 @@ def stage1() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3
   c.train.max_nonfinite = 20           # Stop after this many consecutive skipped steps.
   return c
+
+
+def stage2() -> ml_collections.ConfigDict:
+  """Stage 2: distil stage 1 into an ordinary denoiser (SPEC section 7, paper Eq. 4)."""
+  c = ml_collections.ConfigDict()
+  c.stage = "stage2"
+  c.seed = 0
+  c.channels = 1
+  c.stage1_workdir = ""                # Where stage 1 saved its checkpoints.
+
+  c.denoiser = ml_collections.ConfigDict()
+  c.denoiser.arch = "mwcnn"            # or "dncnn".
+  c.denoiser.widths = (160, 256, 256)  # MWCNN width per wavelet level.
+  c.denoiser.convs = 3                 # MWCNN extra 3x3 convs per level and side.
+  c.denoiser.features = 64             # DnCNN width.
+  c.denoiser.depth = 17                # DnCNN layers.
+  c.denoiser.dtype = "float32"
+
+  c.data = ml_collections.ConfigDict()
+  c.data.clean = "shared:Train400"     # Clean images, disjoint from stage 1's noisy set.
+  c.data.clean_start = 200
+  c.data.clean_stop = 0
+  # The real noisy images are stage 1's training images (and its noise, if synthetic).
+  c.data.patch_size = 160
+  c.data.batch_size = 32
+  c.data.real_fraction = 1 / 8         # Share of each batch from the real noisy set.
+  c.data.target_margin = 16            # Context around real patches for stage-1 targets.
+  c.data.augment = True
+  c.data.num_threads = 2
+
+  c.distill = ml_collections.ConfigDict()
+  c.distill.lam = 0.1                  # Weight of the real-noisy pairs (Eq. 4).
+  c.distill.scale_range = (0.9, 1.1)   # s ~ U(a, b) scales the synthesised noise.
+
+  c.eval = ml_collections.ConfigDict()  # The images and noise come from stage 1's eval.
+  c.eval.every_steps = 1000
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 1e-4
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.milestones = (0.5, 0.75)
+  c.optim.decay = 0.1
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_steps = 100_000
+  c.train.log_every = 100
+  c.train.checkpoint_every = 2000
+  c.train.keep_checkpoints = 3
+  c.train.max_nonfinite = 20
+  return c
+
+
+def pipeline(s1: ml_collections.ConfigDict = None,
+             s2: ml_collections.ConfigDict = None) -> ml_collections.ConfigDict:
+  """A whole run: `stage1` and `stage2` configs with matching channels and seed."""
+  c = ml_collections.ConfigDict()
+  c.stage1 = s1 if s1 is not None else stage1()
+  c.stage2 = s2 if s2 is not None else stage2()
+  c.stage2.channels = c.stage1.channels
+  return c

@@ -20,14 +20,19 @@ def setup():
   logging.get_absl_handler().addFilter(_Quiet())
 
 
+def fail(message: str):
+  """Print one clear error line and exit with status 2."""
+  logging.error("%s", message)
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
 def guard(fn: Callable):
   """Run `fn`; turn configuration/input errors into one clear line and exit code 2."""
   try:
     return fn()
   except (ValueError, FileNotFoundError, FloatingPointError) as e:
-    logging.error("%s", e)
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    fail(str(e))
 
 
 def markdown_table(rows: Dict[str, Dict[str, float]]) -> str:

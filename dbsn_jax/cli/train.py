@@ -7,7 +7,7 @@ from ml_collections import config_flags
 
 from dbsn_jax.cli import common
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Stage-1 config file.",
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Pipeline or stage-1 config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -17,7 +17,8 @@ def main(argv):
   del argv
   common.setup()
   from dbsn_jax.train import stage1
-  out = common.guard(lambda: stage1.train_and_evaluate(_CONFIG.value, _WORKDIR.value))
+  config = _CONFIG.value.stage1 if "stage1" in _CONFIG.value else _CONFIG.value
+  out = common.guard(lambda: stage1.train_and_evaluate(config, _WORKDIR.value))
   if out["eval"]:
     logging.info("final evaluation: %s", out["eval"])
     print(common.markdown_table({"stage 1": out["eval"]}))

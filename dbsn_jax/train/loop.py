@@ -76,11 +76,14 @@ def identity(config) -> Dict:
 
 def run(config, workdir: str, state: Any, train_step: Callable, dataset,
         evaluate: Optional[Callable[[Any, int], Dict[str, float]]] = None,
-        images_for_tb: Optional[Callable[[Any], Dict[str, np.ndarray]]] = None) -> Any:
+        images_for_tb: Optional[Callable[[Any], Dict[str, np.ndarray]]] = None,
+        extra: Optional[Dict] = None) -> Any:
   """Train `state` for config.train.num_steps with `train_step(state, batch)`.
 
-  Returns the final state. Resumes from the newest checkpoint in `workdir`.
+  Returns the final state. Resumes from the newest checkpoint in `workdir`. `extra`
+  is stored beside the config in every checkpoint (e.g. the number of images).
   """
+  saved_config = {**config.to_dict(), **(extra or {})}
   from dbsn_jax.data import pipeline  # Local: keeps the train package import-light.
   tcfg = config.train
   os.makedirs(workdir, exist_ok=True)
@@ -97,7 +100,7 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
                        "use a new workdir to train a different architecture")
     iterator.set_state(data_state)
     logging.info("resumed from step %d in %s", int(state.step), workdir)
-  checkpoints.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  checkpoints.write_json(os.path.join(workdir, "config.json"), saved_config)
   writer = Writer(workdir)
   flag = _StopFlag()
   start = int(state.step)
@@ -137,7 +140,7 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
         if images_for_tb:
           writer.images(step, images_for_tb(state))
       if step % tcfg.checkpoint_every == 0 or step == tcfg.num_steps or flag.stop:
-        checkpoints.save(mgr, step, state, iterator.get_state(), config.to_dict())
+        checkpoints.save(mgr, step, state, iterator.get_state(), saved_config)
   if flag.stop and step < tcfg.num_steps:
     logging.warning("stopped by signal at step %d; rerun the same command to resume", step)
   writer.flush()

@@ -199,6 +199,7 @@ def evaluate(params, model: Stage1Model, data, denoise=None) -> Dict[str, float]
       out = denoise(params, yb, ids)
     row = {"psnr_noisy": metrics.psnr(yb, xb)[0], "psnr_mu": metrics.psnr(out["mu"], xb)[0],
            "psnr_bayes": metrics.psnr(out["bayes"], xb)[0],
+           "ssim_noisy": metrics.ssim(yb, xb)[0], "ssim_mu": metrics.ssim(out["mu"], xb)[0],
            "ssim_bayes": metrics.ssim(out["bayes"], xb)[0]}
     if covs is not None:
       row["noise_std_error"] = metrics.noise_std_error(out["sigma_n"], jnp.asarray(covs[i])[None])
@@ -227,6 +228,27 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
             "eval/clean": data[1][0]}
 
   state = loop.run(config, workdir, state, make_train_step(config, model), ds,
-                   evaluate_fn, tb_images if data else None)
+                   evaluate_fn, tb_images if data else None,
+                   extra={"num_images": len(train)})
   results = evaluate(state.params, model, data, denoise) if data else {}
   return {"state": state, "model": model, "eval": results, "num_images": len(train)}
+
+
+def load(workdir: str, step=None):
+  """Restore a finished or running stage-1 workdir: (config, model, params).
+
+  The config comes from the checkpoint itself, so only the path is needed.
+  """
+  import ml_collections
+  from dbsn_jax.train import checkpoints
+  saved = checkpoints.read_config(workdir)
+  if saved.get("stage") != "stage1":
+    raise ValueError(f"{workdir} holds a {saved.get('stage', 'unknown')!r} checkpoint, "
+                     "expected a 'stage1' one (train it with dbsn-train)")
+  num_images = int(saved.pop("num_images", 0))
+  config = ml_collections.ConfigDict(saved)
+  model = build_model(config, num_images)
+  target = jax.eval_shape(lambda: create_state(config, model, num_images))
+  target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)
+  restored = checkpoints.restore(checkpoints.manager(workdir, create=False), target, step)
+  return config, model, restored[0].params

@@ -1,0 +1,29 @@
+"""DnCNN: 17 3x3 conv layers, BatchNorm in the middle ones, residual output."""
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from dbsn_jax.models.layers import Conv
+
+
+class DnCNN(nn.Module):
+  """`(B, H, W, C) -> (B, H, W, C)`: y minus the predicted noise.
+
+  BatchNorm statistics live in the 'batch_stats' collection (carried in TrainState).
+  """
+  channels: int = 1
+  features: int = 64
+  depth: int = 17
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, y, train: bool = False):
+    x = nn.relu(Conv(self.features, 3, dtype=self.dtype)(y))
+    for _ in range(self.depth - 2):
+      x = Conv(self.features, 3, use_bias=False, dtype=self.dtype)(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                       dtype=jnp.float32)(x)
+      x = nn.relu(x)
+    noise = Conv(self.channels, 3, use_bias=False, dtype=self.dtype)(x)
+    return y - noise.astype(jnp.float32)

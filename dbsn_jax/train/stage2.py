@@ -1,0 +1,167 @@
+"""Stage 2: distil stage 1 into MWCNN or DnCNN (SPEC section 7, paper Eq. 4).
+
+Each batch mixes Bs clean patches x, corrupted by a learned noise model
+(y~ = x + s L(x) z, Sigma_n(x) = L L^T, s ~ U(0.9, 1.1), z ~ N(0, I); a per-image
+model drawn at random when stage 1 learned one per image), with Br real noisy
+patches y whose target is the stage-1 Bayes estimate x_hat(y), computed on the fly.
+"""
+from typing import Any, Dict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dbsn_jax import losses, metrics, noise
+from dbsn_jax.data import mixed, sources
+from dbsn_jax.models import DnCNN, MWCNN
+from dbsn_jax.train import loop, stage1, state as state_lib
+
+
+def build_denoiser(config):
+  """The stage-2 network a config names."""
+  d = config.denoiser
+  if d.arch == "mwcnn":
+    return MWCNN(config.channels, tuple(d.widths), d.convs, dtype=jnp.dtype(d.dtype))
+  if d.arch == "dncnn":
+    return DnCNN(config.channels, d.features, d.depth, dtype=jnp.dtype(d.dtype))
+  raise ValueError(f"denoiser.arch must be 'mwcnn' or 'dncnn', got {d.arch!r}")
+
+
+def apply_denoiser(model, params, batch_stats, y, train=False):
+  """Run either denoiser; returns (output, new batch_stats)."""
+  if isinstance(model, DnCNN):
+    if train:
+      out, upd = model.apply({"params": params, "batch_stats": batch_stats}, y, True,
+                             mutable=["batch_stats"])
+      return out, upd["batch_stats"]
+    return model.apply({"params": params, "batch_stats": batch_stats}, y, False), batch_stats
+  return model.apply({"params": params}, y), batch_stats
+
+
+def validate(config, s1_config) -> None:
+  """Refuse a bad stage-2 config or a mismatched stage-1 checkpoint, naming both."""
+  if s1_config.channels != config.channels:
+    raise ValueError(f"stage-1 checkpoint in {config.stage1_workdir} has channels="
+                     f"{s1_config.channels} but the stage-2 config has channels={config.channels}")
+  if config.distill.lam < 0:
+    raise ValueError(f"distill.lam must be >= 0, got {config.distill.lam}")
+  lo, hi = config.distill.scale_range
+  if not 0 <= lo <= hi:
+    raise ValueError(f"distill.scale_range must satisfy 0 <= a <= b, got {config.distill.scale_range}")
+  mixed.split_batch(config.data.batch_size, config.data.real_fraction)
+  if config.data.patch_size <= 0 or config.data.batch_size <= 0:
+    raise ValueError("data.patch_size and data.batch_size must be > 0")
+  if config.denoiser.arch == "mwcnn" and config.data.patch_size % 8:
+    raise ValueError(f"data.patch_size must be a multiple of 8 for MWCNN, got "
+                     f"{config.data.patch_size}")
+  build_denoiser(config)
+
+
+def synthesize(key, x, s1_model, s1_params, num_models, scale_range):
+  """y~ = x + s L(x) z with the learned noise model; returns (y~, Sigma_n)."""
+  k_id, k_s, k_z = jax.random.split(key, 3)
+  b = x.shape[0]
+  ids = jax.random.randint(k_id, (b,), 0, max(num_models, 1))
+  cov = s1_model.noise_model.apply({"params": s1_params["noise_model"]}, x, ids)
+  chol = jnp.linalg.cholesky(cov + 1e-12 * jnp.eye(x.shape[-1]))
+  s = jax.random.uniform(k_s, (b, 1, 1, 1), minval=scale_range[0], maxval=scale_range[1])
+  z = jax.random.normal(k_z, x.shape)
+  return x + s * jnp.einsum("bhwij,bhwj->bhwi", chol, z), cov
+
+
+def distill_loss(pred_syn, x, pred_real, x_hat, lam):
+  """Paper Eq. 4: [sum ||CDN(y~) - x||^2 + lam sum ||CDN(y) - x_hat||^2] / (pixels in batch)."""
+  n = pred_syn.size + pred_real.size
+  return (jnp.sum(jnp.square(pred_syn - x)) + lam * jnp.sum(jnp.square(pred_real - x_hat))) / n
+
+
+def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
+  """Jitted `train_step(state, batch) -> (state, metrics)` with stage 1 frozen."""
+  add_noise = noise.from_config(s1_config.noise)
+  m = config.data.target_margin
+  p = config.data.patch_size
+  num_models = num_images if s1_config.noise_model.per_image else 0
+  lam, scale_range = config.distill.lam, tuple(config.distill.scale_range)
+
+  def step(state, batch, s1p):
+    key = jax.random.fold_in(state.key, state.step)
+    k_syn, k_real = jax.random.split(key)
+    x = jnp.asarray(batch["clean"], jnp.float32)
+    y_syn, _ = synthesize(k_syn, x, s1_model, s1p, num_models, scale_range)
+    real = jnp.asarray(batch["real"], jnp.float32)
+    y_real = add_noise(k_real, real)[0] if add_noise is not None else real
+    if real.shape[0]:
+      ids = jnp.asarray(batch["real_id"], jnp.int32)
+      mu, s_mu, s_n = s1_model.apply({"params": s1p}, y_real, ids)
+      x_hat = losses.bayes_estimate(y_real, mu, s_mu, s_n)[:, m:m + p, m:m + p]
+      y_real = y_real[:, m:m + p, m:m + p]
+    else:
+      x_hat = y_real = jnp.zeros((0, p, p, x.shape[-1]), jnp.float32)
+    inputs = jnp.concatenate([y_syn, y_real])
+
+    def loss_fn(params):
+      out, stats = apply_denoiser(model, params, state.batch_stats, inputs, train=True)
+      n = x.shape[0]
+      return distill_loss(out[:n], x, out[n:], jax.lax.stop_gradient(x_hat), lam), (out, stats)
+
+    (loss, (out, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    new_state, ok = state_lib.guarded_update(state, grads, loss, batch_stats=stats)
+    metrics_out = {"loss": loss, "finite": ok}
+    if x.shape[0]:
+      metrics_out["psnr_synthetic"] = jnp.mean(metrics.psnr(out[:x.shape[0]], x))
+    return new_state, metrics_out
+
+  jitted = jax.jit(step, donate_argnums=0)
+  return lambda state, batch: jitted(state, batch, s1_params)
+
+
+def create_state(config, model):
+  """Fresh denoiser parameters (and BatchNorm statistics), Adam state, noise key."""
+  k_init, k_noise = jax.random.split(jax.random.PRNGKey(config.seed + 1))
+  p = config.data.patch_size
+  variables = jax.jit(model.init)(k_init, jnp.zeros((1, p, p, config.channels)))
+  tx = state_lib.make_optimizer(config.optim, config.train.num_steps)
+  return state_lib.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                                     key=k_noise, batch_stats=variables.get("batch_stats", {}))
+
+
+def make_denoise_fn(model):
+  """Jitted `(params, batch_stats, y (B, H, W, C)) -> x_hat`."""
+  return jax.jit(lambda params, stats, y: apply_denoiser(model, params, stats, y)[0])
+
+
+def evaluate(model, state, data, denoise=None) -> Dict[str, float]:
+  """Mean PSNR / SSIM of the distilled denoiser on stage 1's eval set."""
+  denoise = denoise or make_denoise_fn(model)
+  psnrs, ssims = [], []
+  for y, x in zip(data[0], data[1]):
+    out = denoise(state.params, state.batch_stats, jnp.asarray(y)[None])
+    psnrs.append(float(metrics.psnr(out, jnp.asarray(x)[None])[0]))
+    ssims.append(float(metrics.ssim(out, jnp.asarray(x)[None])[0]))
+  return {"psnr_stage2": float(np.mean(psnrs)), "ssim_stage2": float(np.mean(ssims))}
+
+
+def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
+  """Distil the stage-1 run in config.stage1_workdir into a denoiser in `workdir`."""
+  if not config.stage1_workdir:
+    raise ValueError("stage1_workdir is not set (the stage-1 workdir to distil)")
+  s1_config, s1_model, s1_params = stage1.load(config.stage1_workdir)
+  validate(config, s1_config)
+  real = sources.load(s1_config.data.train, s1_config.channels, s1_config.data.train_start,
+                      s1_config.data.train_stop or None)
+  clean = sources.load(config.data.clean, config.channels, config.data.clean_start,
+                       config.data.clean_stop or None)
+  num_images = len(real)
+  model = build_denoiser(config)
+  state = create_state(config, model)
+  ds = mixed.mixed_dataset(clean.images, real.images, config.data.patch_size,
+                           config.data.target_margin, config.data.batch_size,
+                           config.data.real_fraction, config.seed, config.data.augment)
+  data = stage1.eval_set(s1_config) if s1_config.eval.source else None
+  denoise = make_denoise_fn(model)
+  evaluate_fn = (lambda st, step: evaluate(model, st, data, denoise)) if data else None
+  step = make_train_step(config, model, s1_config, s1_model, s1_params, num_images)
+  state = loop.run(config, workdir, state, step, ds, evaluate_fn)
+  results = evaluate(model, state, data, denoise) if data else {}
+  return {"state": state, "model": model, "eval": results, "data": data,
+          "stage1": (s1_config, s1_model, s1_params)}
