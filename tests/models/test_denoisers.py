@@ -1,0 +1,47 @@
+"""MWCNN and DnCNN: reference sizes, any input size, MWCNN starts as the identity."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dbsn_jax.models import DnCNN, MWCNN
+
+
+def _count(tree):
+  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
+
+
+def _conv(cin, cout, bias=True):
+  return 9 * cin * cout + (cout if bias else 0)
+
+
+def test_reference_parameter_counts():
+  c = 1
+  widths, n = (160, 256, 256), 3
+  expect, cin = 0, 4 * c
+  for w in widths:  # Encoder: entry conv + n convs per level.
+    expect += _conv(cin, w) + n * _conv(w, w)
+    cin = 4 * w
+  for lvl, w in reversed(list(enumerate(widths))):  # Decoder: n convs + band conv.
+    bands = 4 * (c if lvl == 0 else widths[lvl - 1])
+    expect += n * _conv(w, w) + _conv(w, bands)
+  shapes = jax.eval_shape(MWCNN(c).init, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, c)))
+  assert _count(shapes["params"]) == expect
+  assert abs(expect - 16.1e6) < 0.1e6  # SPEC: ~16.1 M.
+  dn = jax.eval_shape(DnCNN(c).init, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, c)))
+  assert _count(dn["params"]) == 556_096  # 17 layers, 64 features, BatchNorm.
+
+
+@pytest.mark.parametrize("shape", [(1, 13, 21, 1), (2, 9, 16, 3)])
+def test_any_size_in_same_size_out(shape):
+  y = jax.random.uniform(jax.random.PRNGKey(0), shape)
+  for model in (MWCNN(shape[-1], (8, 8, 8), 1), DnCNN(shape[-1], 8, 5)):
+    variables = model.init(jax.random.PRNGKey(1), y)
+    assert model.apply(variables, y).shape == shape
+
+
+def test_mwcnn_starts_as_identity():
+  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 24, 16, 1))
+  model = MWCNN(1, (8, 8, 8), 1)
+  np.testing.assert_allclose(model.apply(model.init(jax.random.PRNGKey(1), y), y), y,
+                             atol=1e-6)

@@ -1,0 +1,105 @@
+"""Stage 2: learned-noise synthesis, Eq. 4, batch mixing, checkpoint hand-off checks."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dbsn_jax import defaults
+from dbsn_jax.data import mixed
+from dbsn_jax.train import stage1, stage2
+from tests.conftest import tiny_stage1_config
+
+
+@pytest.fixture(scope="module")
+def stage1_dirs(tmp_path_factory):
+  dirs = {}
+  for name, per_image in (("shared", False), ("per_image", True)):
+    wd = str(tmp_path_factory.mktemp(name))
+    stage1.train_and_evaluate(tiny_stage1_config(**{
+        "train.num_steps": 2, "noise_model.per_image": per_image,
+        "noise_model.mode": "hetero"}), wd)
+    dirs[name] = wd
+  return dirs
+
+
+def tiny_stage2_config(stage1_workdir, **overrides):
+  c = defaults.stage2()
+  c.stage1_workdir = stage1_workdir
+  c.denoiser.arch = "dncnn"
+  c.denoiser.features, c.denoiser.depth = 8, 4
+  c.data.clean = "sample:coffee,rocket"
+  c.data.clean_start = 0
+  c.data.patch_size, c.data.batch_size, c.data.target_margin = 16, 8, 4
+  c.data.num_threads = 1
+  c.train.num_steps, c.train.log_every, c.train.checkpoint_every = 3, 1, 3
+  c.eval.every_steps = 100
+  for k, v in overrides.items():
+    node = c
+    *parents, leaf = k.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = v
+  return c
+
+
+def _perturbed(params, seed=0):
+  leaves, tree = jax.tree.flatten(params["noise_model"])
+  keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+  noisy = [p + 0.5 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)]
+  return {**params, "noise_model": jax.tree.unflatten(tree, noisy)}
+
+
+@pytest.mark.parametrize("kind", ["shared", "per_image"])
+def test_synthesised_noise_has_the_learned_variance(stage1_dirs, kind):
+  cfg, model, params = stage1.load(stage1_dirs[kind])
+  params = _perturbed(params)
+  num = model.noise_model.num_models
+  x = jnp.full((6, 96, 96, 1), 0.4)
+  # Per image with s = 1: the empirical variance is the model's.
+  y, cov = stage2.synthesize(jax.random.PRNGKey(1), x, model, params, num, (1.0, 1.0))
+  emp = np.var(np.asarray(y - x), axis=(1, 2, 3))
+  np.testing.assert_allclose(emp, np.asarray(cov[:, 0, 0, 0, 0]), rtol=0.05)
+  # Pooled with s ~ U(0.9, 1.1): E[s^2] = 1 + 0.2^2 / 12.
+  x = jnp.full((64, 32, 32, 1), 0.4)
+  y, cov = stage2.synthesize(jax.random.PRNGKey(2), x, model, params, num, (0.9, 1.1))
+  np.testing.assert_allclose(np.mean(np.square(y - x)),
+                             np.mean(cov[..., 0, 0]) * (1 + 0.04 / 12), rtol=0.05)
+  if num:
+    assert emp.max() > 1.2 * emp.min()  # Different images' models were drawn.
+
+
+def test_distillation_loss_matches_numpy():
+  rng = np.random.default_rng(0)
+  a, x = rng.random((7, 8, 8, 1)), rng.random((7, 8, 8, 1))
+  b, t = rng.random((1, 8, 8, 1)), rng.random((1, 8, 8, 1))
+  expect = (np.sum((a - x) ** 2) + 0.1 * np.sum((b - t) ** 2)) / (8 * 64)
+  np.testing.assert_allclose(stage2.distill_loss(a, x, b, t, 0.1), expect, rtol=1e-6)
+
+
+def test_batch_mixing_ratio():
+  rng = np.random.default_rng(0)
+  images = [rng.random((40, 40, 1), np.float32)]
+  ds = mixed.mixed_dataset(images, images, 16, 4, 32, 1 / 8, seed=0)
+  b = ds[0]
+  assert b["clean"].shape == (28, 16, 16, 1) and b["real"].shape == (4, 24, 24, 1)
+  assert mixed.split_batch(8, 0.0) == (8, 0) and mixed.split_batch(8, 1.0) == (0, 8)
+  with pytest.raises(ValueError, match="real_fraction"):
+    mixed.split_batch(8, 1.5)
+
+
+def test_short_distillation_runs(stage1_dirs, tmp_path):
+  out = stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["per_image"]), str(tmp_path))
+  assert int(out["state"].step) == 3
+  assert np.isfinite(out["eval"]["psnr_stage2"])
+  assert jax.tree.leaves(out["state"].batch_stats)  # DnCNN statistics are carried.
+
+
+def test_mismatched_checkpoints_are_refused(stage1_dirs, tmp_path):
+  with pytest.raises(ValueError, match="channels=1 but the stage-2 config has channels=3"):
+    stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"], channels=3),
+                              str(tmp_path / "a"))
+  stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"]), str(tmp_path / "s2"))
+  with pytest.raises(ValueError, match="holds a 'stage2' checkpoint, expected a 'stage1'"):
+    stage2.train_and_evaluate(tiny_stage2_config(str(tmp_path / "s2")), str(tmp_path / "b"))
+  with pytest.raises(FileNotFoundError, match="no checkpoints"):
+    stage2.train_and_evaluate(tiny_stage2_config(str(tmp_path / "nope")), str(tmp_path / "c"))
