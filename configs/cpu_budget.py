@@ -1,28 +1,21 @@
-"""Stage 1 sized for a 2-core CPU in about 30 minutes: gray AWGN sigma = 25.
+"""Gray AWGN sigma = 25 sized for a 2-core CPU: about 30 min per stage.
 
-Noisy set: the first half of Train400 (noise synthesised on the fly); evaluation on
-BSD68. Width 48 and 2 MDC modules per branch (receptive radius 9 and 14) instead of
-96 and 8: about 0.65 s per step of 8 64x64 patches on this machine's 2 cores.
+Noisy set Train400[:200], clean set Train400[200:], test BSD68 (4 centre crops during
+training, all 68 full images with --config.stage1.eval.stop=0 --config.stage1.eval.crop=0).
+  dbsn-pipeline --config=configs/cpu_budget.py --workdir=runs/cpu
+Pass ':hetero' or ':color' for other CPU-budget runs.
 """
 from dbsn_jax import defaults
 
 
-def get_config():
-  c = defaults.stage1()
-  c.model.features = 48
-  c.model.blocks = (2, 2)
-  c.noise.sigma = 25.0
-  c.data.train = "shared:Train400"
-  c.data.train_start, c.data.train_stop = 0, 200
-  c.data.patch_size = 64
-  c.data.batch_size = 8
-  c.eval.source = "shared:BSD68"
-  c.eval.stop = 4
-  c.eval.crop = 160
-  c.eval.every_steps = 500
-  c.train.num_steps = 2500
-  c.train.log_every = 100
-  c.train.checkpoint_every = 500
-  c.optim.lr = 1e-3
-  c.optim.milestones = (0.6, 0.85)
-  return c
+def get_config(kind="gray"):
+  if kind == "gray":
+    config = defaults.paper(1, "awgn", "awgn", sigma=25.0)
+  elif kind == "hetero":
+    config = defaults.paper(1, "hetero", "hetero", alpha=40.0, delta=10.0,
+                            hetero_form="reference")
+  elif kind == "color":
+    config = defaults.paper(3, "awgn", "awgn", sigma=25.0)
+  else:
+    raise ValueError(f"cpu_budget config string must be gray, hetero or color, got {kind!r}")
+  return defaults.cpu_budget(config)

@@ -138,3 +138,50 @@ def pipeline(s1: ml_collections.ConfigDict = None,
   c.stage2 = s2 if s2 is not None else stage2()
   c.stage2.channels = c.stage1.channels
   return c
+
+
+def paper(channels: int, noise_kind: str, noise_model: str, **noise) -> ml_collections.ConfigDict:
+  """A paper-scale pipeline (SPEC sections 6-7) on the shared training/test sets.
+
+  Gray: noisy Train400[:200], clean Train400[200:], test BSD68. Color: noisy
+  CBSD432[:216], clean CBSD432[216:], test CBSD68. (The paper's stage 1 used ImageNet
+  validation images; any folder or prepared TFDS set can replace these.)
+  """
+  s1, s2 = stage1(), stage2()
+  s1.channels = channels
+  gray = channels == 1
+  s1.data.train = "shared:Train400" if gray else "shared:CBSD432"
+  s1.data.train_start, s1.data.train_stop = 0, (200 if gray else 216)
+  s1.eval.source = "shared:BSD68" if gray else "shared:CBSD68"
+  s1.eval.stop = 0
+  s1.noise.kind = noise_kind
+  for k, v in noise.items():
+    s1.noise[k] = v
+  s1.noise_model.mode = noise_model
+  if noise_model == "multivariate":
+    s1.model.sigma_form = "full"
+  s1.eval.every_steps = 6000
+  s2.data.clean = s1.data.train
+  s2.data.clean_start, s2.data.clean_stop = s1.data.train_stop, 0
+  s2.eval.every_steps = 10_000
+  return pipeline(s1, s2)
+
+
+def cpu_budget(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrink a pipeline to about 30 + 30 minutes on a 2-core CPU.
+
+  Stage 1: width 48, 2 MDC modules per branch, 64x64 patches, 2,500 steps.
+  Stage 2: MWCNN widths (32, 64, 64) with 1 conv per level, 64x64 patches, batch 16.
+  """
+  s1, s2 = config.stage1, config.stage2
+  s1.model.features, s1.model.blocks = 48, (2, 2)
+  s1.data.patch_size, s1.data.batch_size = 64, 8
+  s1.eval.stop, s1.eval.crop, s1.eval.every_steps = 4, 160, 500
+  s1.train.num_steps, s1.train.checkpoint_every = 2500, 500
+  s1.optim.lr, s1.optim.milestones = 1e-3, (0.6, 0.85)
+  s2.denoiser.widths, s2.denoiser.convs = (32, 64, 64), 1
+  s2.data.patch_size, s2.data.batch_size = 64, 16
+  s2.train.num_steps, s2.train.checkpoint_every = 2500, 500
+  s2.eval.every_steps = 500
+  s2.optim.lr, s2.optim.milestones = 1e-3, (0.6, 0.85)
+  return config

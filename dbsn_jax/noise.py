@@ -8,7 +8,8 @@ Every function takes `(key, x)` with clean `x (B, H, W, C)` in [0, 1] and return
 import jax
 import jax.numpy as jnp
 
-KINDS = ("none", "awgn", "awgn_range", "hetero", "multivariate", "poisson_gaussian")
+KINDS = ("none", "awgn", "awgn_range", "awgn_per_image", "hetero", "multivariate",
+         "poisson_gaussian")
 
 
 def _diag_cov(var, channels):
@@ -30,6 +31,21 @@ def awgn_range(key, x, sigma_min: float = 5.0, sigma_max: float = 50.0):
                          sigma_min / 255.0, sigma_max / 255.0)
   y = x + s * jax.random.normal(k_noise, x.shape, x.dtype)
   return y, _diag_cov(jnp.broadcast_to(s * s, x.shape), x.shape[-1])
+
+
+def image_sigma(image_ids, sigma_min: float, sigma_max: float, seed: int = 0):
+  """A fixed sigma (0-255 scale) per image id, uniform in [sigma_min, sigma_max]."""
+  u = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(jax.random.PRNGKey(seed), i)))(
+      jnp.asarray(image_ids))
+  return sigma_min + (sigma_max - sigma_min) * u
+
+
+def awgn_per_image(key, x, image_ids, sigma_min: float = 5.0, sigma_max: float = 50.0,
+                   seed: int = 0):
+  """AWGN whose sigma is fixed for each image (a noisy set whose level varies by image)."""
+  s = (image_sigma(image_ids, sigma_min, sigma_max, seed) / 255.0)[:, None, None, None]
+  y = x + s * jax.random.normal(key, x.shape, x.dtype)
+  return y, _diag_cov(jnp.broadcast_to(s * s, x.shape).astype(x.dtype), x.shape[-1])
 
 
 def hetero(key, x, alpha: float = 40.0, delta: float = 10.0, form: str = "paper"):
@@ -81,10 +97,17 @@ def poisson_gaussian(key, x, lam: float = 30.0, sigma: float = 10.0):
 
 
 def from_config(cfg):
-  """The noise function named by an ml_collections `noise` config: `(key, x) -> (y, var)`.
+  """The noise function a `noise` config names: `(key, x, image_ids) -> (y, cov)`.
 
   Returns None for kind 'none' (the images are already noisy).
   """
+  fn = _from_config(cfg)
+  if fn is None or cfg.kind == "awgn_per_image":
+    return fn
+  return lambda k, x, image_ids=None: fn(k, x)
+
+
+def _from_config(cfg):
   kind = cfg.kind
   if kind == "none":
     return None
@@ -97,6 +120,11 @@ def from_config(cfg):
     if not 0 <= lo <= hi:
       raise ValueError(f"noise.sigma_range must satisfy 0 <= min <= max, got {cfg.sigma_range}")
     return lambda k, x: awgn_range(k, x, lo, hi)
+  if kind == "awgn_per_image":
+    lo, hi = cfg.sigma_range
+    if not 0 <= lo <= hi:
+      raise ValueError(f"noise.sigma_range must satisfy 0 <= min <= max, got {cfg.sigma_range}")
+    return lambda k, x, image_ids: awgn_per_image(k, x, image_ids, lo, hi)
   if kind == "hetero":
     if cfg.alpha < 0 or cfg.delta < 0:
       raise ValueError(f"noise.alpha and noise.delta must be >= 0, got {cfg.alpha}, {cfg.delta}")

@@ -102,7 +102,7 @@ def make_train_step(config, model: Stage1Model):
     x = jnp.asarray(batch["image"], jnp.float32)
     ids = jnp.asarray(batch["image_id"], jnp.int32)
     if add_noise is not None:
-      y, true_cov = add_noise(key, x)
+      y, true_cov = add_noise(key, x, ids)
     else:
       y, true_cov = x, None
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -153,7 +153,9 @@ def eval_set(config):
   base = jax.random.PRNGKey(ec.seed)
   noisy, covs = [], []
   for i, x in enumerate(cleans):
-    y, cov = jax.jit(add_noise)(jax.random.fold_in(base, ec.start + i), jnp.asarray(x)[None])
+    idx = jnp.array([ec.start + i], jnp.int32)
+    key = jax.random.fold_in(base, ec.start + i)
+    y, cov = jax.jit(add_noise)(key, jnp.asarray(x)[None], idx)
     noisy.append(np.asarray(y[0]))
     covs.append(np.asarray(cov[0]))
   return noisy, cleans, covs, clean.names

@@ -89,9 +89,9 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
     x = jnp.asarray(batch["clean"], jnp.float32)
     y_syn, _ = synthesize(k_syn, x, s1_model, s1p, num_models, scale_range)
     real = jnp.asarray(batch["real"], jnp.float32)
-    y_real = add_noise(k_real, real)[0] if add_noise is not None else real
+    ids = jnp.asarray(batch["real_id"], jnp.int32)
+    y_real = add_noise(k_real, real, ids)[0] if add_noise is not None else real
     if real.shape[0]:
-      ids = jnp.asarray(batch["real_id"], jnp.int32)
       mu, s_mu, s_n = s1_model.apply({"params": s1p}, y_real, ids)
       x_hat = losses.bayes_estimate(y_real, mu, s_mu, s_n)[:, m:m + p, m:m + p]
       y_real = y_real[:, m:m + p, m:m + p]
