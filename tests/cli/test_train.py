@@ -13,9 +13,9 @@ def _run(*args):
 
 def test_demo_config_runs_end_to_end(tmp_path):
   wd = tmp_path / "wd"
-  out = _run("--config=configs/demo.py", f"--workdir={wd}", "--config.train.num_steps=20",
-             "--config.eval.every_steps=10", "--config.model.features=8",
-             "--config.eval.crop=64")
+  out = _run("--config=configs/demo.py", f"--workdir={wd}", "--config.stage1.train.num_steps=20",
+             "--config.stage1.eval.every_steps=10", "--config.stage1.model.features=8",
+             "--config.stage1.eval.crop=64")
   assert out.returncode == 0, out.stderr[-2000:]
   assert "| stage 1 |" in out.stdout and "psnr_bayes" in out.stdout
   assert os.path.isdir(wd / "checkpoints" / "20")
@@ -23,7 +23,7 @@ def test_demo_config_runs_end_to_end(tmp_path):
 
 
 def test_bad_setting_exits_with_a_clear_message(tmp_path):
-  out = _run("--config=configs/demo.py", f"--workdir={tmp_path}", "--config.noise.sigma=-1")
+  out = _run("--config=configs/demo.py", f"--workdir={tmp_path}", "--config.stage1.noise.sigma=-1")
   assert out.returncode == 2
   assert "noise.sigma must be >= 0" in out.stderr
   assert "Traceback" not in out.stderr
