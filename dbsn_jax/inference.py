@@ -1,0 +1,327 @@
+"""Denoise images with a trained model: `load_denoiser(path)`, `denoise(image, model=...)`.
+
+A `Denoiser` is a pure function plus parameters. Its call accepts `(H, W)`,
+`(H, W, C)` or `(N, H, W, C)` NumPy or JAX arrays of uint8, uint16 or float and returns
+the same shape and dtype, in the same range (float output clipped to [0, 1]).
+
+Shapes: images are padded to size buckets so a folder of differently sized photos
+compiles a handful of times, not once per image. Large images are processed in
+overlapping tiles (overlap >= the receptive field), which equals the untiled result.
+"""
+import dataclasses
+import functools
+import json
+import os
+import zipfile
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from dbsn_jax import losses
+from dbsn_jax.models import DnCNN, MWCNN
+
+# Per-axis bucket sides: 2^k and 3 * 2^(k-1), so padding wastes at most 50 % per axis.
+BUCKETS = tuple(sorted({s for k in range(4, 15) for s in (2**k, 3 * 2**(k - 1))}))
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
+
+
+def bucket_size(n: int, multiple: int = 1) -> int:
+  """The smallest bucket side >= n (and a multiple of `multiple`)."""
+  for b in BUCKETS:
+    if b >= n and b % multiple == 0:
+      return b
+  return -(-n // multiple) * multiple
+
+
+@dataclasses.dataclass
+class Denoiser:
+  """A jit-compiled denoiser.
+
+  `apply_fn(params, y)` is pure: float32 `(N, H, W, C)` -> `(N, H, W, C)`, usable
+  inside your own `jax.jit` / `vmap`. It is `finish_fn(params, y, local_fn(params, y))`:
+  `local_fn` is the spatially local network (tiled for large images), `finish_fn` the
+  cheap per-image rest (stage 1: noise model and Bayes rule).
+  """
+  local_fn: Callable
+  finish_fn: Callable
+  params: Any
+  channels: int
+  kind: str                   # "stage1" or "stage2".
+  radius: int                 # Receptive-field radius of local_fn, in pixels.
+  multiple: int = 1           # local_fn needs H, W multiples of this.
+  pad_mode: str = "symmetric"  # Padding of buckets/tiles ("constant" keeps the blind spot).
+  pad_value: float = 0.0
+  tile: int = 1024            # Tile side for large images (0: never tile).
+  max_pixels: int = 1536 * 1536  # Tile when an image has more pixels than this.
+  bucket: bool = True
+  config: Optional[Dict] = None
+
+  def __post_init__(self):
+    self._local = jax.jit(self.local_fn)
+    self._finish = jax.jit(self.finish_fn)
+    self.traces = 0  # Compilations of local_fn (for tests and reports).
+
+    def counted(params, y):
+      self.traces += 1
+      return self.local_fn(params, y)
+    self._local = jax.jit(counted)
+
+  def apply_fn(self, params, y):
+    return self.finish_fn(params, y, self.local_fn(params, y))
+
+  # -- array plumbing ---------------------------------------------------------------
+  def _pad(self, y, h, w):
+    pads = ((0, 0), (0, h - y.shape[1]), (0, w - y.shape[2]), (0, 0))
+    if self.pad_mode == "constant":
+      return jnp.pad(y, pads, constant_values=self.pad_value)
+    return jnp.pad(y, pads, mode=self.pad_mode)
+
+  def _local_tiled(self, y):
+    """local_fn over overlapping tiles of `y (N, H, W, C)`; exact in the valid parts."""
+    n, h, w, _ = y.shape
+    t = max(self.tile, 2 * self._overlap() + self.multiple)
+    t = -(-t // self.multiple) * self.multiple
+    th, tw = min(t, h), min(t, w)
+    ov = self._overlap()
+    parts = None
+    for top in _starts(h, th, ov, self.multiple):
+      for left in _starts(w, tw, ov, self.multiple):
+        out = self._local(self.params, y[:, top:top + th, left:left + tw])
+        if parts is None:
+          parts = {k: np.zeros((n, h, w) + v.shape[3:], np.float32) for k, v in out.items()}
+        # Keep the tile's centre: drop `ov` pixels on sides that are not image borders.
+        r0 = 0 if top == 0 else ov
+        c0 = 0 if left == 0 else ov
+        r1 = th if top + th == h else th - ov
+        c1 = tw if left + tw == w else tw - ov
+        for k, v in out.items():
+          parts[k][:, top + r0:top + r1, left + c0:left + c1] = np.asarray(
+              v[:, r0:r1, c0:c1])
+    return {k: jnp.asarray(v) for k, v in parts.items()}
+
+  def _overlap(self):
+    return -(-self.radius // self.multiple) * self.multiple
+
+  def run(self, y: jnp.ndarray, tile: Optional[bool] = None) -> jnp.ndarray:
+    """float32 `(N, H, W, C)` -> float32 `(N, H, W, C)`, unclipped."""
+    n, h, w, _ = y.shape
+    tiled = (self.tile > 0 and h * w > self.max_pixels) if tile is None else tile
+    if tiled:
+      ch, cw = (-(-h // self.multiple) * self.multiple, -(-w // self.multiple) * self.multiple)
+      canvas = self._pad(y, ch, cw)
+      parts = self._local_tiled(canvas)
+    else:
+      m = self.multiple
+      ch, cw = ((bucket_size(h, m), bucket_size(w, m)) if self.bucket
+                else (-(-h // m) * m, -(-w // m) * m))
+      canvas = self._pad(y, ch, cw)
+      parts = self._local(self.params, canvas)
+    return self._finish(self.params, canvas, parts)[:, :h, :w]
+
+  def __call__(self, image, tile: Optional[bool] = None):
+    """Denoise an image or batch; same shape, dtype and range as the input."""
+    arr = image if isinstance(image, jax.Array) else np.asarray(image)
+    shape, dtype = arr.shape, arr.dtype
+    if arr.ndim == 2:
+      arr = arr[None, ..., None]
+    elif arr.ndim == 3:
+      arr = arr[None]
+    elif arr.ndim != 4:
+      raise ValueError(f"expected (H, W), (H, W, C) or (N, H, W, C), got shape {shape}")
+    if arr.shape[-1] != self.channels:
+      raise ValueError(f"this {self.kind} model denoises {self.channels}-channel images, "
+                       f"got {arr.shape[-1]} channels (shape {shape})")
+    if jnp.issubdtype(dtype, jnp.integer):
+      if dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"integer images must be uint8 or uint16, got {dtype}")
+      peak = float(np.iinfo(dtype).max)
+      y = jnp.asarray(arr, jnp.float32) / peak
+    elif jnp.issubdtype(dtype, jnp.floating):
+      peak = None
+      y = jnp.asarray(arr, jnp.float32)
+      if not bool(jnp.all(jnp.isfinite(y))):
+        raise ValueError("the image contains NaN or Inf values")
+    else:
+      raise ValueError(f"unsupported image dtype {dtype}")
+    x = jnp.clip(self.run(y, tile), 0.0, 1.0)
+    if peak is not None:
+      x = jnp.round(x * peak)
+    out = x.reshape(shape).astype(dtype)
+    return out if isinstance(image, jax.Array) else np.asarray(out)
+
+
+def _starts(size: int, tile: int, overlap: int, multiple: int):
+  """Tile origins (multiples of `multiple`) covering [0, size) with `overlap`."""
+  if tile >= size:
+    return [0]
+  step = max(multiple, ((tile - 2 * overlap) // multiple) * multiple)
+  starts = list(range(0, size - tile, step))
+  last = ((size - tile) // multiple) * multiple
+  if size - tile - last:  # Align the last tile; the canvas is a multiple already.
+    last = size - tile
+  return sorted(set(starts + [last]))
+
+
+# -- building denoisers from trained models -------------------------------------------
+def stage1_denoiser(config, model, params, **kw) -> Denoiser:
+  """D-BSN + CNN_est + Bayes rule (paper Eq. 9)."""
+  from dbsn_jax.train import stage1
+
+  def local(p, y):
+    mu, sigma_mu = model.dbsn.apply({"params": p["dbsn"]}, y)
+    return {"mu": mu, "sigma_mu": sigma_mu}
+
+  def finish(p, y, parts):
+    mu, sigma_mu = parts["mu"], parts["sigma_mu"]
+    ids = jnp.zeros((y.shape[0],), jnp.int32)
+    if model.noise_model.num_models:
+      ids = stage1.select_noise_models(p, model, y, mu)
+    src = jax.lax.stop_gradient(mu) if model.noise_input == "mu" else y
+    sigma_n = model.noise_model.apply({"params": p["noise_model"]}, src, ids)
+    return losses.bayes_estimate(y, mu, sigma_mu, sigma_n)
+
+  # Constant padding: mirrored borders would show a pixel to itself through the mirror.
+  return Denoiser(local, finish, params, config.channels, "stage1",
+                  model.dbsn.receptive_radius, pad_mode="constant", pad_value=0.5,
+                  config=config.to_dict(), **kw)
+
+
+def stage2_denoiser(config, model, variables, **kw) -> Denoiser:
+  """The distilled MWCNN or DnCNN."""
+  from dbsn_jax.train import stage2
+
+  def local(v, y):
+    return {"x": stage2.apply_denoiser(model, v["params"], v.get("batch_stats", {}), y)[0]}
+
+  def finish(v, y, parts):
+    return parts["x"]
+
+  if isinstance(model, MWCNN):
+    n, levels = model.convs, len(model.widths)
+    # 2(n + 1) 3x3 convs at each scale 2^l, plus the DWT grid.
+    radius, multiple = sum(2 * (n + 1) * 2**l for l in range(1, levels + 1)) + 2**levels, \
+        2**levels
+  elif isinstance(model, DnCNN):
+    radius, multiple = model.depth, 1
+  else:
+    raise ValueError(f"unknown stage-2 model {type(model).__name__}")
+  return Denoiser(local, finish, variables, config.channels, "stage2", radius, multiple,
+                  config=config.to_dict(), **kw)
+
+
+def from_workdir(workdir: str, **kw) -> Denoiser:
+  """A denoiser from a stage-1 or stage-2 training workdir (newest checkpoint)."""
+  from dbsn_jax.train import checkpoints, stage1, stage2
+  saved = checkpoints.read_config(workdir)
+  if saved.get("stage") == "stage1":
+    config, model, params = stage1.load(workdir)
+    return stage1_denoiser(config, model, params, **kw)
+  if saved.get("stage") == "stage2":
+    config = ml_collections.ConfigDict(saved)
+    model = stage2.build_denoiser(config)
+    target = stage2.create_state(config, model)
+    state = checkpoints.restore(checkpoints.manager(workdir, create=False), target)[0]
+    return stage2_denoiser(config, model,
+                           {"params": state.params, "batch_stats": state.batch_stats}, **kw)
+  raise ValueError(f"{workdir} holds neither a stage-1 nor a stage-2 checkpoint")
+
+
+def save_weights(denoiser: Denoiser, out_dir: str) -> None:
+  """Write `weights.npz` (plain arrays, no pickle) and `config.json` to `out_dir`."""
+  os.makedirs(out_dir, exist_ok=True)
+  flat = {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)
+          for path, v in jax.tree_util.tree_leaves_with_path(denoiser.params)}
+  tmp = os.path.join(out_dir, "weights.tmp.npz")
+  np.savez(tmp, **flat)
+  os.replace(tmp, os.path.join(out_dir, "weights.npz"))
+  with open(os.path.join(out_dir, "config.json.tmp"), "w") as f:
+    json.dump({"kind": denoiser.kind, "config": denoiser.config}, f, indent=1)
+  os.replace(os.path.join(out_dir, "config.json.tmp"), os.path.join(out_dir, "config.json"))
+
+
+def from_weights(path: str, **kw) -> Denoiser:
+  """A denoiser from a `save_weights` directory; loads no code (allow_pickle=False)."""
+  from dbsn_jax.train import stage1, stage2
+  try:
+    with open(os.path.join(path, "config.json")) as f:
+      meta = json.load(f)
+    with np.load(os.path.join(path, "weights.npz"), allow_pickle=False) as z:
+      flat = {k: z[k] for k in z.files}
+  except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    raise ValueError(f"cannot read model weights in {path}: {e}") from e
+  tree: Dict[str, Any] = {}
+  for key, value in flat.items():
+    node = tree
+    *parents, leaf = key.split("/")
+    for p in parents:
+      node = node.setdefault(p, {})
+    node[leaf] = jnp.asarray(value)
+  config = ml_collections.ConfigDict(meta["config"])
+  if meta["kind"] == "stage1":
+    num = int(meta["config"].get("num_images", 0))
+    model = stage1.build_model(config, num)
+    d = stage1_denoiser(config, model, tree, **kw)
+  else:
+    model = stage2.build_denoiser(config)
+    d = stage2_denoiser(config, model, tree, **kw)
+  _check_shapes(d, path)
+  return d
+
+
+def _check_shapes(d: Denoiser, path: str):
+  """Refuse weights whose shapes do not fit the architecture in their config."""
+  y = jnp.zeros((1, 2 * d.multiple * 8, 2 * d.multiple * 8, d.channels))
+  try:
+    jax.eval_shape(d.apply_fn, d.params, y)
+  except Exception as e:  # Flax raises several types for mismatched parameters.
+    raise ValueError(f"model weights in {path} do not match their config: {e}") from e
+
+
+def pretrained_names() -> Tuple[str, ...]:
+  """Names of the models bundled with the package."""
+  if not os.path.isdir(PRETRAINED_DIR):
+    return ()
+  return tuple(sorted(n for n in os.listdir(PRETRAINED_DIR)
+                      if os.path.isfile(os.path.join(PRETRAINED_DIR, n, "weights.npz"))))
+
+
+def load_denoiser(path_or_name: str, **kw) -> Denoiser:
+  """A bundled model name (e.g. 'gray-awgn25'), a weights directory, or a workdir."""
+  if path_or_name in pretrained_names():
+    return from_weights(os.path.join(PRETRAINED_DIR, path_or_name), **kw)
+  if os.path.isfile(os.path.join(path_or_name, "weights.npz")):
+    return from_weights(path_or_name, **kw)
+  if os.path.isdir(path_or_name):
+    return from_workdir(path_or_name, **kw)
+  raise ValueError(f"no model {path_or_name!r}: not a bundled name "
+                   f"({', '.join(pretrained_names()) or 'none installed'}), weights "
+                   "directory or training workdir")
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(name: str) -> Denoiser:
+  return load_denoiser(name)
+
+
+def denoise(image, model: str = "gray-awgn25"):
+  """One-line form: `denoise(image, model='gray-awgn25')`; same shape/dtype out."""
+  return _cached(model)(image)
+
+
+def export(denoiser: Denoiser, shape: Tuple[int, int, int, int]) -> bytes:
+  """Serialise `apply_fn` with its parameters for float32 inputs of `shape`
+  `(N, H, W, C)` (StableHLO via jax.export); runs without this package's code.
+  H and W must be multiples of `denoiser.multiple`."""
+  if shape[1] % denoiser.multiple or shape[2] % denoiser.multiple:
+    raise ValueError(f"export shape {shape}: H and W must be multiples of {denoiser.multiple}")
+  fn = jax.jit(lambda y: denoiser.apply_fn(denoiser.params, y))
+  exported = jax.export.export(fn)(jax.ShapeDtypeStruct(shape, jnp.float32))
+  return bytes(exported.serialize())
+
+
+def load_exported(blob: bytes) -> Callable:
+  """The callable `(N, H, W, C) float32 -> (N, H, W, C)` of an `export`ed denoiser."""
+  return jax.export.deserialize(bytearray(blob)).call

@@ -1,0 +1,120 @@
+"""Inference: dtype/shape round trips, buckets, tiling, weights files, export."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dbsn_jax import inference
+from dbsn_jax.models import MWCNN
+from dbsn_jax.train import stage1
+from tests.conftest import tiny_stage1_config
+
+
+def _perturb(tree, seed=0, scale=0.1):
+  leaves, t = jax.tree.flatten(tree)
+  keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+  return jax.tree.unflatten(t, [p + scale * jax.random.normal(k, p.shape)
+                                for p, k in zip(leaves, keys)])
+
+
+def _stage1(mode="awgn", channels=1, **kw):
+  config = tiny_stage1_config(**{"noise_model.mode": mode, "channels": channels})
+  model = stage1.build_model(config)
+  params = stage1.create_state(config, model).params
+  return inference.stage1_denoiser(config, model, _perturb(params), **kw)
+
+
+def _mwcnn(channels=1, **kw):
+  from dbsn_jax import defaults
+  config = defaults.stage2()
+  config.channels = channels
+  config.denoiser.widths, config.denoiser.convs = (8, 8, 8), 1
+  model = MWCNN(channels, (8, 8, 8), 1)
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, channels)))
+  return inference.stage2_denoiser(config, model, {"params": _perturb(variables["params"])},
+                                   **kw)
+
+
+@pytest.mark.parametrize("make", [_stage1, _mwcnn])
+def test_round_trips_keep_shape_dtype_and_range(make):
+  gray = make()
+  rng = np.random.default_rng(0)
+  u8 = rng.integers(0, 256, (21, 30), dtype=np.uint8)
+  out = gray(u8)
+  assert out.shape == u8.shape and out.dtype == np.uint8
+  u16 = rng.integers(0, 65536, (17, 19, 1), dtype=np.uint16)
+  out16 = gray(u16)
+  assert out16.shape == u16.shape and out16.dtype == np.uint16 and out16.max() > 255
+  f = rng.random((2, 16, 24, 1)).astype(np.float32)
+  outf = gray(f)
+  assert outf.shape == f.shape and outf.dtype == np.float32
+  assert 0.0 <= outf.min() and outf.max() <= 1.0
+  outj = gray(jnp.asarray(f))
+  assert isinstance(outj, jax.Array)
+  np.testing.assert_allclose(np.asarray(outj), outf, atol=1e-6)
+  # uint8 output is the rounded float output.
+  np.testing.assert_array_equal(out, np.round(np.clip(
+      np.asarray(gray(u8.astype(np.float32) / 255)), 0, 1) * 255).astype(np.uint8))
+
+
+def test_color_and_bad_inputs():
+  color = _stage1("hetero", channels=3)
+  img = np.random.default_rng(0).random((20, 22, 3)).astype(np.float32)
+  assert color(img).shape == (20, 22, 3)
+  with pytest.raises(ValueError, match="3-channel images, got 1"):
+    color(img[..., :1])
+  bad = img.copy()
+  bad[3, 4, 1] = np.nan
+  with pytest.raises(ValueError, match="NaN or Inf"):
+    color(bad)
+  with pytest.raises(ValueError, match="uint8 or uint16"):
+    color((img * 100).astype(np.int32))
+
+
+def test_buckets_bound_compilations():
+  d = _stage1()
+  rng = np.random.default_rng(1)
+  sizes = [(int(rng.integers(20, 200)), int(rng.integers(20, 200))) for _ in range(20)]
+  for h, w in sizes:
+    d(np.zeros((h, w), np.uint8))
+  buckets = {(inference.bucket_size(h), inference.bucket_size(w)) for h, w in sizes}
+  assert d.traces == len(buckets) < len(set(sizes))
+
+
+@pytest.mark.parametrize("make,size,tile", [
+    (lambda **kw: _stage1("awgn", **kw), (70, 61), 24),
+    (lambda **kw: _stage1("hetero", channels=3, **kw), (45, 52), 20),
+    (lambda **kw: _mwcnn(**kw), (301, 283), 144),
+])
+def test_tiled_equals_untiled(make, size, tile):
+  d = make(tile=tile, bucket=False)
+  y = jax.random.uniform(jax.random.PRNGKey(0), (1,) + size + (d.channels,))
+  whole = d.run(y, tile=False)
+  tiled = d.run(y, tile=True)
+  assert d.traces >= 2  # Tiles compiled separately from the whole image.
+  np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_weights_round_trip_and_tampering(tmp_path):
+  d = _mwcnn()
+  inference.save_weights(d, str(tmp_path / "m"))
+  again = inference.load_denoiser(str(tmp_path / "m"))
+  y = np.random.default_rng(0).random((24, 40)).astype(np.float32)
+  np.testing.assert_array_equal(d(y), again(y))
+  arrays = dict(np.load(tmp_path / "m" / "weights.npz"))
+  key = next(iter(arrays))
+  arrays[key] = np.zeros((3,) + arrays[key].shape)
+  np.savez(tmp_path / "m" / "weights.npz", **arrays)
+  with pytest.raises(ValueError, match="do not match"):
+    inference.load_denoiser(str(tmp_path / "m"))
+  (tmp_path / "m" / "weights.npz").write_bytes(b"PK\x03\x04 truncated")
+  with pytest.raises(ValueError, match="cannot read model weights"):
+    inference.load_denoiser(str(tmp_path / "m"))
+
+
+def test_export_matches_live_model():
+  for d in (_stage1("hetero"), _mwcnn()):
+    y = jax.random.uniform(jax.random.PRNGKey(2), (1, 32, 48, 1))
+    blob = inference.export(d, y.shape)
+    np.testing.assert_allclose(inference.load_exported(blob)(y), d.apply_fn(d.params, y),
+                               atol=1e-5)
