@@ -1,0 +1,70 @@
+"""dbsn-denoise on a folder: one output per input, same size/mode, inputs protected."""
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from dbsn_jax import defaults, inference
+from dbsn_jax.models import DnCNN
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+  config = defaults.stage2()
+  config.denoiser.arch, config.denoiser.features, config.denoiser.depth = "dncnn", 8, 3
+  model = DnCNN(1, 8, 3)
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
+  d = inference.stage2_denoiser(config, model, dict(variables))
+  path = tmp_path_factory.mktemp("model")
+  inference.save_weights(d, str(path))
+  return str(path)
+
+
+def _run(*args):
+  return subprocess.run([sys.executable, "-m", "dbsn_jax.cli.denoise", *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_folder_in_same_modes_out(tmp_path, model_dir):
+  src = tmp_path / "in"
+  src.mkdir()
+  rng = np.random.default_rng(0)
+  Image.fromarray(rng.integers(0, 256, (20, 30), dtype=np.uint8)).save(src / "gray.png")
+  Image.fromarray(rng.integers(0, 256, (25, 17, 3), dtype=np.uint8)).save(src / "rgb.png")
+  Image.fromarray(rng.integers(0, 256, (12, 14, 4), dtype=np.uint8)).save(src / "rgba.png")
+  Image.fromarray(rng.integers(0, 65536, (16, 18), dtype=np.uint16)).save(src / "deep.png")
+  (src / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+  out = _run(f"--model={model_dir}", f"--output_dir={tmp_path / 'out'}", str(src))
+  assert out.returncode == 1  # One unreadable file...
+  assert "broken.jpg" in out.stderr and "Traceback" not in out.stderr
+  assert "denoised 4 of 5" in out.stdout  # ...and the others were written.
+  res = tmp_path / "out"
+  for name, mode, size in (("gray.png", "L", (30, 20)), ("rgb.png", "RGB", (17, 25)),
+                           ("rgba.png", "RGBA", (14, 12))):
+    with Image.open(res / name) as im:
+      assert im.mode == mode and im.size == size
+  import tifffile
+  deep = tifffile.imread(res / "deep.tif")
+  assert deep.dtype == np.uint16 and deep.shape == (16, 18)
+
+
+def test_never_overwrites_inputs(tmp_path, model_dir):
+  img = np.random.default_rng(0).integers(0, 256, (10, 10), dtype=np.uint8)
+  Image.fromarray(img).save(tmp_path / "a.png")
+  out = _run(f"--model={model_dir}", f"--output_dir={tmp_path}", str(tmp_path / "a.png"))
+  assert out.returncode == 1 and "refusing to write" in out.stderr
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), img)
+
+
+def test_unknown_model_and_empty_input_are_clear_errors(tmp_path):
+  Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+  out = _run("--model=no-such-model", f"--output_dir={tmp_path / 'o'}", str(tmp_path))
+  assert out.returncode == 2 and "no model 'no-such-model'" in out.stderr
+  (tmp_path / "empty").mkdir()
+  out = _run("--model=no-such-model", f"--output_dir={tmp_path / 'o'}", str(tmp_path / "empty"))
+  assert out.returncode == 2 and "no input images" in out.stderr
