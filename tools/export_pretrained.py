@@ -1,0 +1,48 @@
+"""Bundle a trained workdir as a named model shipped in the package.
+
+  python tools/export_pretrained.py --workdir=runs/cpu/stage2 --name=gray-awgn25 \
+      --source=shared:BSD68 --sigma=25 --command="dbsn-pipeline ..."
+
+Writes dbsn_jax/pretrained/NAME/{weights.npz, config.json, card.json}: plain arrays
+(no pickle), the training config, and a model card with the training command and the
+PSNR measured here with the paper's protocol.
+"""
+import json
+import os
+
+import ml_collections
+from absl import app, flags
+
+from dbsn_jax import defaults, evaluate, inference
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Stage-1 or stage-2 workdir.")
+_NAME = flags.DEFINE_string("name", None, "Model name, e.g. gray-awgn25.")
+_SOURCE = flags.DEFINE_string("source", "shared:BSD68", "Benchmark set for the card.")
+_SIGMA = flags.DEFINE_string("sigma", "25", "Comma-separated AWGN sigmas for the card.")
+_COMMAND = flags.DEFINE_string("command", "", "The training command, for the card.")
+_NOTE = flags.DEFINE_string("note", "", "Free text for the card (e.g. the CPU budget).")
+flags.mark_flags_as_required(["workdir", "name"])
+
+
+def main(argv):
+  del argv
+  d = inference.load_denoiser(_WORKDIR.value)
+  out = os.path.join(inference.PRETRAINED_DIR, _NAME.value)
+  inference.save_weights(d, out)
+  results = {}
+  for sigma in _SIGMA.value.split(","):
+    cfg = ml_collections.ConfigDict(defaults.stage1().noise.to_dict())
+    cfg.kind, cfg.sigma = "awgn", float(sigma)
+    noisy, clean, _ = evaluate.noisy_set(_SOURCE.value, d.channels, cfg)
+    results[f"{_SOURCE.value} sigma={sigma}"] = evaluate.score(d, noisy, clean)
+  card = {"name": _NAME.value, "kind": d.kind, "channels": d.channels,
+          "training_command": _COMMAND.value, "note": _NOTE.value, "results": results}
+  with open(os.path.join(out, "card.json"), "w") as f:
+    json.dump(card, f, indent=2)
+  size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
+  print(json.dumps(card, indent=2))
+  print(f"wrote {out} ({size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+  app.run(main)
