@@ -3,8 +3,9 @@
 Shapes: `y, mu (..., C)`; covariances `(..., C, C)`. The loss functions return the
 mean over all leading (pixel) dimensions of the per-pixel loss, including the 1/2.
 """
-import jax
 import jax.numpy as jnp
+
+from dbsn_jax import linalg
 
 EPS = 1e-6  # Added to covariance diagonals, as the reference does, before any solve.
 
@@ -16,10 +17,9 @@ def _guard(cov, eps):
 
 def _cholesky_terms(cov, r):
   """Mahalanobis r^T cov^-1 r and log|cov| through one Cholesky factor."""
-  chol = jnp.linalg.cholesky(cov)
-  z = jax.scipy.linalg.solve_triangular(chol, r[..., None], lower=True)[..., 0]
-  logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), -1)
-  return jnp.sum(z * z, -1), logdet
+  chol = linalg.cholesky(cov)
+  z = linalg.solve_lower(chol, r)
+  return jnp.sum(z * z, -1), linalg.logdet(chol)
 
 
 def _terms(y, mu, sigma_mu, sigma_n, eps):
@@ -31,10 +31,10 @@ def _terms(y, mu, sigma_mu, sigma_n, eps):
     vy, vn, vm = s_y[..., 0, 0], s_n[..., 0, 0], s_mu[..., 0, 0]
     return r[..., 0] ** 2 / vy, jnp.log(vy), jnp.log(vn), vm / vn
   maha, logdet_y = _cholesky_terms(s_y, r)
-  chol_n = jnp.linalg.cholesky(s_n)
-  logdet_n = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_n, axis1=-2, axis2=-1)), -1)
-  trace = jnp.trace(jax.scipy.linalg.cho_solve((chol_n, True), s_mu), axis1=-2, axis2=-1)
-  return maha, logdet_y, logdet_n, trace
+  chol_n = linalg.cholesky(s_n)
+  # tr(Sigma_n^-1 Sigma_mu) = sum_k [Sigma_n^-1 Sigma_mu]_kk, one solve per column.
+  trace = sum(linalg.cho_solve(chol_n, s_mu[..., :, k])[..., k] for k in range(r.shape[-1]))
+  return maha, logdet_y, linalg.logdet(chol_n), trace
 
 
 def constrained_nll(y, mu, sigma_mu, sigma_n, eps: float = EPS):
@@ -61,8 +61,7 @@ def bayes_estimate(y, mu, sigma_mu, sigma_n, eps: float = EPS):
     vm, vn = s_mu[..., 0, 0], s_n[..., 0, 0]
     return ((vm * y32[..., 0] + vn * mu32[..., 0]) / (vm + vn + eps))[..., None]
   rhs = (s_mu @ y32[..., None] + s_n @ mu32[..., None])[..., 0]
-  chol = jnp.linalg.cholesky(_guard(s_mu + s_n, eps))
-  return jax.scipy.linalg.cho_solve((chol, True), rhs[..., None])[..., 0]
+  return linalg.cho_solve(linalg.cholesky(_guard(s_mu + s_n, eps)), rhs)
 
 
 def mse(a, b):

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import losses, metrics, noise
+from dbsn_jax import linalg, losses, metrics, noise
 from dbsn_jax.data import mixed, sources
 from dbsn_jax.models import DnCNN, MWCNN
 from dbsn_jax.train import loop, stage1, state as state_lib
@@ -63,7 +63,7 @@ def synthesize(key, x, s1_model, s1_params, num_models, scale_range):
   b = x.shape[0]
   ids = jax.random.randint(k_id, (b,), 0, max(num_models, 1))
   cov = s1_model.noise_model.apply({"params": s1_params["noise_model"]}, x, ids)
-  chol = jnp.linalg.cholesky(cov + 1e-12 * jnp.eye(x.shape[-1]))
+  chol = linalg.cholesky(cov + 1e-12 * jnp.eye(x.shape[-1]))
   s = jax.random.uniform(k_s, (b, 1, 1, 1), minval=scale_range[0], maxval=scale_range[1])
   z = jax.random.normal(k_z, x.shape)
   return x + s * jnp.einsum("bhwij,bhwj->bhwi", chol, z), cov
