@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from dbsn_jax.train import checkpoints
+from dbsn_jax.train import checkpoints, parallel
 
 
 class _StopFlag:
@@ -101,6 +101,8 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
     iterator.set_state(data_state)
     logging.info("resumed from step %d in %s", int(state.step), workdir)
   checkpoints.write_json(os.path.join(workdir, "config.json"), saved_config)
+  mesh = parallel.make_mesh()
+  state = parallel.replicate(state, mesh)
   writer = Writer(workdir)
   flag = _StopFlag()
   start = int(state.step)
@@ -109,7 +111,7 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
   with _signals(flag):
     step = start
     while step < tcfg.num_steps and not flag.stop:
-      batch = next(iterator)
+      batch = parallel.shard_batch(next(iterator), mesh)
       state, metrics = train_step(state, batch)
       step += 1
       ok = bool(metrics["finite"])

@@ -15,7 +15,7 @@ import numpy as np
 from dbsn_jax import losses, metrics, noise
 from dbsn_jax.data import pipeline, sources
 from dbsn_jax.models import DBSN, NoiseEstimator
-from dbsn_jax.train import loop, state as state_lib
+from dbsn_jax.train import loop, parallel, state as state_lib
 
 
 class Stage1Model(nn.Module):
@@ -46,6 +46,7 @@ def validate(config, num_images: int = 0) -> None:
   for field in ("patch_size", "batch_size"):
     if config.data[field] <= 0:
       raise ValueError(f"data.{field} must be > 0, got {config.data[field]}")
+  parallel.check_batch(config.data.batch_size)
   if config.train.num_steps <= 0:
     raise ValueError(f"train.num_steps must be > 0, got {config.train.num_steps}")
   noise.from_config(config.noise)  # Raises on bad noise settings.

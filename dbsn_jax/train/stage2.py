@@ -14,7 +14,7 @@ import numpy as np
 from dbsn_jax import linalg, losses, metrics, noise
 from dbsn_jax.data import mixed, sources
 from dbsn_jax.models import DnCNN, MWCNN
-from dbsn_jax.train import loop, stage1, state as state_lib
+from dbsn_jax.train import loop, parallel, stage1, state as state_lib
 
 
 def build_denoiser(config):
@@ -49,6 +49,7 @@ def validate(config, s1_config) -> None:
   if not 0 <= lo <= hi:
     raise ValueError(f"distill.scale_range must satisfy 0 <= a <= b, got {config.distill.scale_range}")
   mixed.split_batch(config.data.batch_size, config.data.real_fraction)
+  parallel.check_batch(config.data.batch_size)
   if config.data.patch_size <= 0 or config.data.batch_size <= 0:
     raise ValueError("data.patch_size and data.batch_size must be > 0")
   if config.denoiser.arch == "mwcnn" and config.data.patch_size % 8:
