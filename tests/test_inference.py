@@ -118,3 +118,12 @@ def test_export_matches_live_model():
     blob = inference.export(d, y.shape)
     np.testing.assert_allclose(inference.load_exported(blob)(y), d.apply_fn(d.params, y),
                                atol=1e-5)
+
+
+def test_out_of_range_and_tiny_inputs():
+  d = _mwcnn()
+  y = np.random.default_rng(0).normal(0.5, 0.6, (20, 20)).astype(np.float32)  # beyond [0, 1]
+  out = d(y)
+  assert out.shape == y.shape and 0.0 <= out.min() and out.max() <= 1.0
+  assert d(np.array([[0.3]], np.float32)).shape == (1, 1)
+  assert _stage1()(np.array([[128]], np.uint8)).shape == (1, 1)

@@ -43,3 +43,19 @@ def markdown_table(rows: Dict[str, Dict[str, float]]) -> str:
     lines.append(f"| {name} | " + " | ".join(
         f"{r[c]:.4f}" if c in r else "-" for c in cols) + " |")
   return "\n".join(lines)
+
+
+def parse_flags(argv):
+  """absl flag parsing that turns a bad flag or config override into one clear line.
+
+  ml_collections raises AttributeError / KeyError / TypeError for an unknown config
+  field or a value of the wrong type, from deep inside its override code.
+  """
+  from absl import flags
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    overrides = [a for a in argv[1:] if a.startswith("--config.")]
+    hint = f" (check: {' '.join(overrides)})" if overrides else ""
+    print(f"error: bad flag or config override: {e}{hint}", file=sys.stderr)
+    sys.exit(2)

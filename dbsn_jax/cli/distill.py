@@ -30,7 +30,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ def restore(mgr: ocp.CheckpointManager, target: Any,
         state=ocp.args.StandardRestore(abstract),
         data=ocp.args.JsonRestore(), config=ocp.args.JsonRestore()))
   except Exception as e:  # orbax raises several types for mismatched trees.
-    raise ValueError(f"checkpoint {mgr.directory}/{step} does not match this model "
-                     f"(different architecture or config?): {e}") from e
+    raise ValueError(f"cannot restore checkpoint {mgr.directory}/{step}: it is damaged "
+                     f"(truncated or edited files) or from a different architecture: {e}") from e
   return out.state, out.data, out.config
 
 

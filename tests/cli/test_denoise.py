@@ -68,3 +68,36 @@ def test_unknown_model_and_empty_input_are_clear_errors(tmp_path):
   (tmp_path / "empty").mkdir()
   out = _run("--model=no-such-model", f"--output_dir={tmp_path / 'o'}", str(tmp_path / "empty"))
   assert out.returncode == 2 and "no input images" in out.stderr
+
+
+@pytest.fixture(scope="module")
+def color_model_dir(tmp_path_factory):
+  config = defaults.stage2()
+  config.channels = 3
+  config.denoiser.arch, config.denoiser.features, config.denoiser.depth = "dncnn", 8, 3
+  model = DnCNN(3, 8, 3)
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))
+  d = inference.stage2_denoiser(config, model, dict(variables))
+  path = tmp_path_factory.mktemp("color_model")
+  inference.save_weights(d, str(path))
+  return str(path)
+
+
+def test_channel_conversions(tmp_path, model_dir, color_model_dir):
+  rng = np.random.default_rng(0)
+  Image.fromarray(rng.integers(0, 256, (9, 11), dtype=np.uint8)).save(tmp_path / "g.png")
+  Image.fromarray(rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)).save(tmp_path / "c.png")
+  for model, out_dir in ((model_dir, "o1"), (color_model_dir, "o3")):
+    r = _run(f"--model={model}", f"--output_dir={tmp_path / out_dir}", str(tmp_path / "g.png"),
+             str(tmp_path / "c.png"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert Image.open(tmp_path / out_dir / "g.png").mode == "L"
+    assert Image.open(tmp_path / out_dir / "c.png").mode == "RGB"
+
+
+def test_unwritable_output_dir(tmp_path, model_dir):
+  Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+  blocker = tmp_path / "file"
+  blocker.write_text("not a directory")
+  r = _run(f"--model={model_dir}", f"--output_dir={blocker / 'out'}", str(tmp_path / "a.png"))
+  assert r.returncode == 2 and "cannot create output directory" in r.stderr

@@ -27,3 +27,9 @@ def test_bad_setting_exits_with_a_clear_message(tmp_path):
   assert out.returncode == 2
   assert "noise.sigma must be >= 0" in out.stderr
   assert "Traceback" not in out.stderr
+
+
+def test_unknown_config_field_is_named(tmp_path):
+  out = _run("--config=configs/demo.py", f"--workdir={tmp_path}", "--config.stage1.model.nope=3")
+  assert out.returncode == 2
+  assert "nope" in out.stderr and "Traceback" not in out.stderr

@@ -68,3 +68,29 @@ def test_shared_data_slices():
   first = sources.load("shared:Train400", 1, 0, 3)
   second = sources.load("shared:Train400", 1, 200, 203)
   assert len(first) == 3 and not set(first.names) & set(second.names)
+
+
+def test_exif_rotated_jpeg_is_turned_upright(tmp_path):
+  img = np.zeros((10, 30, 3), np.uint8)
+  img[:, :5] = 255  # A bright band on the left.
+  exif = Image.Exif()
+  exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display.
+  Image.fromarray(img).save(tmp_path / "r.jpg", exif=exif, quality=95)
+  out = sources.load_image(str(tmp_path / "r.jpg"), 3)
+  assert out.shape == (30, 10, 3)  # Upright: portrait.
+  assert out[:5].mean() > 0.8 and out[-5:].mean() < 0.2  # The band is now on top.
+
+
+def test_gray_and_color_are_converted():
+  gray = np.random.default_rng(0).random((4, 5, 1)).astype(np.float32)
+  np.testing.assert_array_equal(sources.to_channels(gray, 3), np.repeat(gray, 3, -1))
+  rgb = np.repeat(gray, 3, -1)
+  np.testing.assert_allclose(sources.to_channels(rgb, 1), gray, atol=1e-6)
+
+
+def test_one_pixel_image(tmp_path):
+  Image.fromarray(np.full((1, 1), 77, np.uint8)).save(tmp_path / "dot.png")
+  from dbsn_jax.data import pipeline
+  img = sources.load_image(str(tmp_path / "dot.png"), 1)
+  it = pipeline.train_iterator(pipeline.train_dataset([img], 8, 2, seed=0), 1)
+  np.testing.assert_allclose(next(it)["image"], 77 / 255, atol=1e-6)

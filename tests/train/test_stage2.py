@@ -103,3 +103,21 @@ def test_mismatched_checkpoints_are_refused(stage1_dirs, tmp_path):
     stage2.train_and_evaluate(tiny_stage2_config(str(tmp_path / "s2")), str(tmp_path / "b"))
   with pytest.raises(FileNotFoundError, match="no checkpoints"):
     stage2.train_and_evaluate(tiny_stage2_config(str(tmp_path / "nope")), str(tmp_path / "c"))
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("distill.lam", -0.1, "distill.lam"),
+    ("denoiser.arch", "unet", "denoiser.arch"),
+    ("data.real_fraction", 2.0, "data.real_fraction"),
+])
+def test_bad_stage2_settings_are_named(stage1_dirs, tmp_path, field, value, match):
+  with pytest.raises(ValueError, match=match):
+    stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"], **{field: value}),
+                              str(tmp_path))
+
+
+def test_mwcnn_patch_must_divide_by_eight(stage1_dirs, tmp_path):
+  config = tiny_stage2_config(stage1_dirs["shared"], **{"denoiser.arch": "mwcnn",
+                                                        "data.patch_size": 20})
+  with pytest.raises(ValueError, match="multiple of 8"):
+    stage2.train_and_evaluate(config, str(tmp_path))
