@@ -106,7 +106,7 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
   writer = Writer(workdir)
   flag = _StopFlag()
   start = int(state.step)
-  t0, last_t, last_step, skipped = time.time(), time.time(), start, 0
+  t0, last_t, last_step, skipped, skipped_total = time.time(), time.time(), start, 0, 0
   batch_size = config.data.batch_size
   with _signals(flag):
     step = start
@@ -116,6 +116,7 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
       step += 1
       ok = bool(metrics["finite"])
       skipped = 0 if ok else skipped + 1
+      skipped_total += 0 if ok else 1
       if not ok:
         logging.warning("step %d: non-finite loss or gradient, update skipped (%d in a row)",
                         step, skipped)
@@ -132,7 +133,8 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
                      step, tcfg.num_steps, m["loss"], rate, rate * batch_size,
                      time.strftime("%H:%M:%S", time.gmtime(eta)))
         writer.scalars(step, {f"train/{k}": v for k, v in m.items()})
-        writer.scalars(step, {"train/steps_per_sec": rate})
+        writer.scalars(step, {"train/steps_per_sec": rate,
+                              "train/skipped_steps": skipped_total})
         last_t, last_step = now, step
       if evaluate and (step % config.eval.every_steps == 0 or step == tcfg.num_steps):
         results = evaluate(state, step)
