@@ -89,15 +89,16 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
   os.makedirs(workdir, exist_ok=True)
   mgr = checkpoints.manager(workdir, tcfg.keep_checkpoints)
   iterator = pipeline.train_iterator(dataset, config.data.num_threads)
-  restored = checkpoints.restore(mgr, state)
-  if restored is not None:
-    state, data_state, saved = restored
+  if mgr.latest_step() is not None:
+    # Compare configs first, so a different architecture gets a message naming it.
+    saved = checkpoints.read_config(workdir)
     want = identity(config)
     got = {k: saved.get(k) for k in want}
     if _jsonable(got) != _jsonable(want):
       diff = [k for k in want if _jsonable(got[k]) != _jsonable(want[k])]
       raise ValueError(f"workdir {workdir} holds a run with different {', '.join(diff)}; "
                        "use a new workdir to train a different architecture")
+    state, data_state, _ = checkpoints.restore(mgr, state)
     iterator.set_state(data_state)
     logging.info("resumed from step %d in %s", int(state.step), workdir)
   checkpoints.write_json(os.path.join(workdir, "config.json"), saved_config)
