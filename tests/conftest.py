@@ -25,13 +25,18 @@ def tiny_stage1_config(**overrides):
   c.train.log_every = 2
   c.train.checkpoint_every = 3
   c.optim.lr = 1e-3
+  return apply_overrides(c, overrides)
+
+
+def apply_overrides(config, overrides):
+  """Set dotted fields, e.g. {'model.features': 8}, on a ConfigDict; returns it."""
   for k, v in overrides.items():
-    node = c
+    node = config
     *parents, leaf = k.split(".")
     for p in parents:
       node = node[p]
     node[leaf] = v
-  return c
+  return config
 
 
 @pytest.fixture

@@ -13,16 +13,21 @@ from dbsn_jax.models import DnCNN
 from tests.conftest import REPO
 
 
+def _tiny_dncnn_weights(directory, channels):
+  """A small random DnCNN saved as a weights directory."""
+  config = defaults.stage2()
+  config.channels = channels
+  config.denoiser.arch, config.denoiser.features, config.denoiser.depth = "dncnn", 8, 3
+  model = DnCNN(channels, 8, 3)
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, channels)))
+  inference.save_weights(inference.stage2_denoiser(config, model, dict(variables)),
+                         str(directory))
+  return str(directory)
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-  config = defaults.stage2()
-  config.denoiser.arch, config.denoiser.features, config.denoiser.depth = "dncnn", 8, 3
-  model = DnCNN(1, 8, 3)
-  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
-  d = inference.stage2_denoiser(config, model, dict(variables))
-  path = tmp_path_factory.mktemp("model")
-  inference.save_weights(d, str(path))
-  return str(path)
+  return _tiny_dncnn_weights(tmp_path_factory.mktemp("model"), 1)
 
 
 def _run(*args):
@@ -72,15 +77,7 @@ def test_unknown_model_and_empty_input_are_clear_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def color_model_dir(tmp_path_factory):
-  config = defaults.stage2()
-  config.channels = 3
-  config.denoiser.arch, config.denoiser.features, config.denoiser.depth = "dncnn", 8, 3
-  model = DnCNN(3, 8, 3)
-  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))
-  d = inference.stage2_denoiser(config, model, dict(variables))
-  path = tmp_path_factory.mktemp("color_model")
-  inference.save_weights(d, str(path))
-  return str(path)
+  return _tiny_dncnn_weights(tmp_path_factory.mktemp("color_model"), 3)
 
 
 def test_channel_conversions(tmp_path, model_dir, color_model_dir):

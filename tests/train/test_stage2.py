@@ -7,7 +7,7 @@ import pytest
 from dbsn_jax import defaults
 from dbsn_jax.data import mixed
 from dbsn_jax.train import stage1, stage2
-from tests.conftest import tiny_stage1_config
+from tests.conftest import apply_overrides, tiny_stage1_config
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +33,7 @@ def tiny_stage2_config(stage1_workdir, **overrides):
   c.data.num_threads = 1
   c.train.num_steps, c.train.log_every, c.train.checkpoint_every = 3, 1, 3
   c.eval.every_steps = 100
-  for k, v in overrides.items():
-    node = c
-    *parents, leaf = k.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = v
-  return c
+  return apply_overrides(c, overrides)
 
 
 def _perturbed(params, seed=0):
