@@ -3,6 +3,8 @@
   dbsn-pipeline --config=configs/demo.py --workdir=/tmp/dbsn_demo
 Writes WORKDIR/stage1, WORKDIR/stage2 and WORKDIR/results.json; prints the table.
 """
+import sys
+
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -21,6 +23,10 @@ def main(argv):
   if "stage1" not in _CONFIG.value or "stage2" not in _CONFIG.value:
     common.fail("dbsn-pipeline needs a config with stage1 and stage2 sections")
   out = common.guard(lambda: pipeline.run(_CONFIG.value, _WORKDIR.value))
+  if "interrupted" in out:
+    print(f"interrupted during {out['interrupted']}; rerun the same command to resume",
+          file=sys.stderr)
+    sys.exit(1)
   print(f"\n{out['eval_set']}: {out['num_images']} images, noise {out['noise']['kind']}")
   print(common.markdown_table(out["results"]))
   print(f"\nwritten to {_WORKDIR.value}/results.json")

@@ -21,9 +21,13 @@ def run(config, workdir: str) -> Dict:
   s1_dir, s2_dir = os.path.join(workdir, "stage1"), os.path.join(workdir, "stage2")
   stage1.validate(config.stage1)
   s1 = stage1.train_and_evaluate(config.stage1, s1_dir)
+  if not s1["complete"]:  # Stopped by a signal: do not distil an unfinished stage 1.
+    return {"interrupted": "stage 1"}
   with config.stage2.unlocked():
     config.stage2.stage1_workdir = s1_dir
   s2 = stage2.train_and_evaluate(config.stage2, s2_dir)
+  if not s2["complete"]:
+    return {"interrupted": "stage 2"}
   ec = config.stage1.eval
   rows = results_table(s1["eval"], s2["eval"])
   out = {"eval_set": ec.source, "num_images": len(s2["data"][0]) if s2["data"] else 0,

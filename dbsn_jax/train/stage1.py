@@ -233,8 +233,10 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   state = loop.run(config, workdir, state, make_train_step(config, model), ds,
                    evaluate_fn, tb_images if data else None,
                    extra={"num_images": len(train)})
-  results = evaluate(state.params, model, data, denoise) if data else {}
-  return {"state": state, "model": model, "eval": results, "num_images": len(train)}
+  complete = int(state.step) >= config.train.num_steps  # False when stopped by a signal.
+  results = evaluate(state.params, model, data, denoise) if data and complete else {}
+  return {"state": state, "model": model, "eval": results, "num_images": len(train),
+          "complete": complete}
 
 
 def load(workdir: str, step=None):

@@ -163,6 +163,7 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   evaluate_fn = (lambda st, step: evaluate(model, st, data, denoise)) if data else None
   step = make_train_step(config, model, s1_config, s1_model, s1_params, num_images)
   state = loop.run(config, workdir, state, step, ds, evaluate_fn)
-  results = evaluate(model, state, data, denoise) if data else {}
+  complete = int(state.step) >= config.train.num_steps  # False when stopped by a signal.
+  results = evaluate(model, state, data, denoise) if data and complete else {}
   return {"state": state, "model": model, "eval": results, "data": data,
-          "stage1": (s1_config, s1_model, s1_params)}
+          "stage1": (s1_config, s1_model, s1_params), "complete": complete}

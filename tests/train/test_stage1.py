@@ -52,8 +52,9 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch):
     return wrapped
 
   monkeypatch.setattr(stage1, "make_train_step", interrupting)
-  part = stage1.train_and_evaluate(config, str(tmp_path / "resumed"))["state"]
-  assert int(part.step) == 4
+  part = stage1.train_and_evaluate(config, str(tmp_path / "resumed"))
+  assert int(part["state"].step) == 4
+  assert not part["complete"] and part["eval"] == {}  # No slow evaluation when stopped.
   monkeypatch.setattr(stage1, "make_train_step", real)
   resumed = stage1.train_and_evaluate(config, str(tmp_path / "resumed"))["state"]
   assert int(resumed.step) == config.train.num_steps
