@@ -28,12 +28,16 @@ BUCKETS = tuple(sorted({s for k in range(4, 15) for s in (2**k, 3 * 2**(k - 1))}
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 
 
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
 def bucket_size(n: int, multiple: int = 1) -> int:
   """The smallest bucket side >= n (and a multiple of `multiple`)."""
   for b in BUCKETS:
     if b >= n and b % multiple == 0:
       return b
-  return -(-n // multiple) * multiple
+  return _round_up(n, multiple)
 
 
 @dataclasses.dataclass
@@ -60,7 +64,6 @@ class Denoiser:
   config: Optional[Dict] = None
 
   def __post_init__(self):
-    self._local = jax.jit(self.local_fn)
     self._finish = jax.jit(self.finish_fn)
     self.traces = 0  # Compilations of local_fn (for tests and reports).
 
@@ -82,10 +85,9 @@ class Denoiser:
   def _local_tiled(self, y):
     """local_fn over overlapping tiles of `y (N, H, W, C)`; exact in the valid parts."""
     n, h, w, _ = y.shape
-    t = max(self.tile, 2 * self._overlap() + self.multiple)
-    t = -(-t // self.multiple) * self.multiple
+    ov = _round_up(self.radius, self.multiple)
+    t = _round_up(max(self.tile, 2 * ov + self.multiple), self.multiple)
     th, tw = min(t, h), min(t, w)
-    ov = self._overlap()
     parts = None
     for top in _starts(h, th, ov, self.multiple):
       for left in _starts(w, tw, ov, self.multiple):
@@ -102,23 +104,16 @@ class Denoiser:
               v[:, r0:r1, c0:c1])
     return {k: jnp.asarray(v) for k, v in parts.items()}
 
-  def _overlap(self):
-    return -(-self.radius // self.multiple) * self.multiple
-
   def run(self, y: jnp.ndarray, tile: Optional[bool] = None) -> jnp.ndarray:
     """float32 `(N, H, W, C)` -> float32 `(N, H, W, C)`, unclipped."""
     n, h, w, _ = y.shape
+    m = self.multiple
     tiled = (self.tile > 0 and h * w > self.max_pixels) if tile is None else tile
-    if tiled:
-      ch, cw = (-(-h // self.multiple) * self.multiple, -(-w // self.multiple) * self.multiple)
-      canvas = self._pad(y, ch, cw)
-      parts = self._local_tiled(canvas)
+    if tiled or not self.bucket:
+      canvas = self._pad(y, _round_up(h, m), _round_up(w, m))
     else:
-      m = self.multiple
-      ch, cw = ((bucket_size(h, m), bucket_size(w, m)) if self.bucket
-                else (-(-h // m) * m, -(-w // m) * m))
-      canvas = self._pad(y, ch, cw)
-      parts = self._local(self.params, canvas)
+      canvas = self._pad(y, bucket_size(h, m), bucket_size(w, m))
+    parts = self._local_tiled(canvas) if tiled else self._local(self.params, canvas)
     return self._finish(self.params, canvas, parts)[:, :h, :w]
 
   def __call__(self, image, tile: Optional[bool] = None):
@@ -220,10 +215,7 @@ def from_workdir(workdir: str, **kw) -> Denoiser:
     config, model, params = stage1.load(workdir)
     return stage1_denoiser(config, model, params, **kw)
   if saved.get("stage") == "stage2":
-    config = ml_collections.ConfigDict(saved)
-    model = stage2.build_denoiser(config)
-    target = stage2.create_state(config, model)
-    state = checkpoints.restore(checkpoints.manager(workdir, create=False), target)[0]
+    config, model, state = stage2.load(workdir)
     return stage2_denoiser(config, model,
                            {"params": state.params, "batch_stats": state.batch_stats}, **kw)
   raise ValueError(f"{workdir} holds neither a stage-1 nor a stage-2 checkpoint")

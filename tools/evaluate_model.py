@@ -5,10 +5,9 @@
 """
 import json
 
-import ml_collections
 from absl import app, flags
 
-from dbsn_jax import defaults, evaluate
+from dbsn_jax import evaluate
 from dbsn_jax.inference import load_denoiser
 
 _MODEL = flags.DEFINE_string("model", "gray-awgn25", "Model name, weights dir or workdir.")
@@ -21,12 +20,7 @@ _JSON = flags.DEFINE_string("json", "", "Write results here.")
 def main(argv):
   del argv
   d = load_denoiser(_MODEL.value)
-  rows = {}
-  for sigma in _SIGMA.value.split(","):
-    cfg = ml_collections.ConfigDict(defaults.stage1().noise.to_dict())
-    cfg.kind, cfg.sigma = "awgn", float(sigma)
-    noisy, clean, _ = evaluate.noisy_set(_SOURCE.value, d.channels, cfg, stop=_STOP.value or None)
-    rows[sigma] = evaluate.score(d, noisy, clean)
+  rows = evaluate.awgn_scores(d, _SOURCE.value, _SIGMA.value.split(","), _STOP.value or None)
   print(f"| {_MODEL.value} on {_SOURCE.value} | images | noisy PSNR | PSNR | SSIM |")
   print("|---|---|---|---|---|")
   for s, r in rows.items():

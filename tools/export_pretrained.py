@@ -10,10 +10,9 @@ PSNR measured here with the paper's protocol.
 import json
 import os
 
-import ml_collections
 from absl import app, flags
 
-from dbsn_jax import defaults, evaluate, inference
+from dbsn_jax import evaluate, inference
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Stage-1 or stage-2 workdir.")
 _NAME = flags.DEFINE_string("name", None, "Model name, e.g. gray-awgn25.")
@@ -29,12 +28,8 @@ def main(argv):
   d = inference.load_denoiser(_WORKDIR.value)
   out = os.path.join(inference.PRETRAINED_DIR, _NAME.value)
   inference.save_weights(d, out)
-  results = {}
-  for sigma in _SIGMA.value.split(","):
-    cfg = ml_collections.ConfigDict(defaults.stage1().noise.to_dict())
-    cfg.kind, cfg.sigma = "awgn", float(sigma)
-    noisy, clean, _ = evaluate.noisy_set(_SOURCE.value, d.channels, cfg)
-    results[f"{_SOURCE.value} sigma={sigma}"] = evaluate.score(d, noisy, clean)
+  results = {f"{_SOURCE.value} sigma={sigma}": r for sigma, r in
+             evaluate.awgn_scores(d, _SOURCE.value, _SIGMA.value.split(",")).items()}
   card = {"name": _NAME.value, "kind": d.kind, "channels": d.channels,
           "training_command": _COMMAND.value, "note": _NOTE.value, "results": results}
   with open(os.path.join(out, "card.json"), "w") as f:

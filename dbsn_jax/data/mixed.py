@@ -9,9 +9,7 @@ from typing import Dict, List
 import grain
 import numpy as np
 
-from dbsn_jax.data.pipeline import RandomPatch
-
-_ENDLESS = 2**62
+from dbsn_jax.data.pipeline import ENDLESS, RandomPatch
 
 
 class MixedBatch(grain.transforms.RandomMap):
@@ -51,4 +49,4 @@ def mixed_dataset(clean, real, patch_size, margin, batch_size, real_fraction, se
   """Endless MapDataset of mixed stage-2 batches (deterministic for a seed)."""
   num_clean, num_real = split_batch(batch_size, real_fraction)
   fn = MixedBatch(clean, real, patch_size, margin, num_clean, num_real, augment)
-  return grain.MapDataset.range(_ENDLESS).random_map(fn, seed=seed)
+  return grain.MapDataset.range(ENDLESS).random_map(fn, seed=seed)

@@ -10,7 +10,7 @@ from typing import Dict, List
 import grain
 import numpy as np
 
-_ENDLESS = 2**62
+ENDLESS = 2**62  # Index range of the endless datasets.
 
 
 def dihedral(patch: np.ndarray, k: int) -> np.ndarray:
@@ -52,7 +52,7 @@ def train_dataset(images: List[np.ndarray], patch_size: int, batch_size: int,
   """Endless MapDataset of batches `{'image': (B, P, P, C), 'image_id': (B,)}`."""
   if not images:
     raise ValueError("the training set is empty")
-  ds = grain.MapDataset.range(_ENDLESS)
+  ds = grain.MapDataset.range(ENDLESS)
   ds = ds.random_map(RandomPatch(images, patch_size, augment), seed=seed)
   return ds.batch(batch_size, drop_remainder=True)
 

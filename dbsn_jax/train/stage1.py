@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import losses, metrics, noise
+from dbsn_jax import evaluate as evaluation, losses, metrics, noise
 from dbsn_jax.data import pipeline, sources
 from dbsn_jax.models import DBSN, NoiseEstimator
 from dbsn_jax.train import loop, parallel, state as state_lib
@@ -131,42 +131,26 @@ def make_denoise_fn(model: Stage1Model):
   return denoise
 
 
-def _centre_crop(img: np.ndarray, size: int) -> np.ndarray:
-  if size <= 0:
-    return img
-  h, w = img.shape[:2]
-  t, l = max(0, (h - size) // 2), max(0, (w - size) // 2)
-  return img[t:t + size, l:l + size]
-
-
 def eval_set(config):
   """(noisy, clean, true_cov or None, names) of the held-out set, noise seeded per image."""
   ec = config.eval
   stop = ec.stop or None
-  clean = sources.load(ec.source, config.channels, ec.start, stop)
-  cleans = [_centre_crop(im, ec.crop) for im in clean.images]
   if config.get("eval_noisy_source", ""):
+    clean = sources.load(ec.source, config.channels, ec.start, stop)
     noisy = sources.load(config.eval_noisy_source, config.channels, ec.start, stop)
-    return [_centre_crop(im, ec.crop) for im in noisy.images], cleans, None, clean.names
-  add_noise = noise.from_config(config.noise)
-  if add_noise is None:
+    crop = lambda ims: [evaluation.centre_crop(im, ec.crop) for im in ims]  # noqa: E731
+    return crop(noisy.images), crop(clean.images), None, clean.names
+  if noise.from_config(config.noise) is None:
     raise ValueError("noise.kind='none' needs eval_noisy_source (noisy images of the eval set)")
-  base = jax.random.PRNGKey(ec.seed)
-  noisy, covs = [], []
-  for i, x in enumerate(cleans):
-    idx = jnp.array([ec.start + i], jnp.int32)
-    key = jax.random.fold_in(base, ec.start + i)
-    y, cov = jax.jit(add_noise)(key, jnp.asarray(x)[None], idx)
-    noisy.append(np.asarray(y[0]))
-    covs.append(np.asarray(cov[0]))
-  return noisy, cleans, covs, clean.names
+  return evaluation.noisy_set(ec.source, config.channels, config.noise, ec.seed, ec.start,
+                              stop, ec.crop)
 
 
 def select_noise_models(params, model: Stage1Model, y, mu, crop: int = 64):
   """For a per-image CNN_est on an unseen image: the id whose model best explains the
   residual y - mu (largest likelihood on a centre crop)."""
   num = model.noise_model.num_models
-  yc, mc = (_centre_crop_jnp(a, crop) for a in (y, mu))
+  yc, mc = (evaluation.centre_crop(a, crop) for a in (y, mu))
   src = mc if model.noise_input == "mu" else yc
   est = model.noise_model
 
@@ -179,12 +163,6 @@ def select_noise_models(params, model: Stage1Model, y, mu, crop: int = 64):
 
   scores = jax.lax.map(score, jnp.arange(num))  # (M, B)
   return jnp.argmin(scores, axis=0).astype(jnp.int32)
-
-
-def _centre_crop_jnp(a, size):
-  h, w = a.shape[1:3]
-  t, l = max(0, (h - size) // 2), max(0, (w - size) // 2)
-  return a[:, t:t + size, l:l + size]
 
 
 def evaluate(params, model: Stage1Model, data, denoise=None) -> Dict[str, float]:

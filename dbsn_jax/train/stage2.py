@@ -167,3 +167,18 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   results = evaluate(model, state, data, denoise) if data and complete else {}
   return {"state": state, "model": model, "eval": results, "data": data,
           "stage1": (s1_config, s1_model, s1_params), "complete": complete}
+
+
+def load(workdir: str):
+  """Restore a stage-2 workdir from its newest checkpoint: (config, model, state)."""
+  import ml_collections
+  from dbsn_jax.train import checkpoints
+  saved = checkpoints.read_config(workdir)
+  if saved.get("stage") != "stage2":
+    raise ValueError(f"{workdir} holds a {saved.get('stage', 'unknown')!r} checkpoint, "
+                     "expected a 'stage2' one (train it with dbsn-distill)")
+  config = ml_collections.ConfigDict(saved)
+  model = build_denoiser(config)
+  target = create_state(config, model)
+  state = checkpoints.restore(checkpoints.manager(workdir, create=False), target)[0]
+  return config, model, state

@@ -1,7 +1,10 @@
 """Data parallelism: 2 forced host devices give the same step as 1 device."""
+import os
 import subprocess
 import sys
 import textwrap
+
+import numpy as np
 
 from tests.conftest import REPO
 
@@ -28,19 +31,15 @@ SCRIPT = textwrap.dedent("""
 
 def _run(tmp_path, devices):
   out = tmp_path / f"{devices}.npy"
-  env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-         "JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
-  import os
-  env = {**os.environ, **env}
+  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+         "JAX_PLATFORMS": "cpu"}
   r = subprocess.run([sys.executable, "-c", "import sys\n" + SCRIPT, str(out)], cwd=REPO,
                      env=env, capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
-  import numpy as np
   return np.load(out), r.stdout
 
 
 def test_two_devices_match_one(tmp_path):
-  import numpy as np
   one, _ = _run(tmp_path, 1)
   two, msg = _run(tmp_path, 2)
   assert one[1] == 1 and two[1] == 2
