@@ -5,7 +5,11 @@ A source is named by a spec string, so configs and flags can pick one:
   "sample" or "sample:train" / "sample:eval" / "sample:camera,coins"  bundled photos
   "shared:Train400"           a folder under the data dir ($DBSN_DATA_DIR or ../shared/data)
   "folder:/path" or "/path"   any folder of images
-  "tfds:NAME[:SPLIT]"         a prepared TFDS dataset with an 'image' feature
+  "tfds:NAME[:SPLIT[:FEATURE]]"  a TFDS dataset's image feature (default 'image', or
+                              the only image feature): a prepared catalog dataset
+                              (e.g. tfds:div2k:train:hr), or a benchmark of
+                              dbsn_jax.data.benchmarks (tfds:bsd68, tfds:cc15:test:noisy),
+                              built on first use from its manual folder
 """
 import dataclasses
 import glob
@@ -137,22 +141,57 @@ def load_sample(names: Sequence[str], channels: int) -> ImageSet:
 
 
 def load_tfds(name: str, split: str, channels: int, start: int = 0,
-              stop: Optional[int] = None) -> ImageSet:
-  """Images of a prepared TFDS dataset (reads its 'image' feature via data_source)."""
+              stop: Optional[int] = None, feature: str = "") -> ImageSet:
+  """Images of a TFDS dataset's image `feature`, read via random-access data_source.
+
+  Benchmarks of `dbsn_jax.data.benchmarks` (bsd68, cbsd68, kodak24, set12, mcmaster,
+  cc15) are built from their manual folder on first use; other names must be prepared
+  TFDS datasets (`tfds build NAME`) in $TFDS_DATA_DIR.
+  """
+  from dbsn_jax.data import benchmarks
   try:
-    import tensorflow_datasets as tfds
-    source = tfds.data_source(name, split=split)
+    if name in benchmarks.SPECS:
+      source = benchmarks.data_source(name, split or "test")
+    else:
+      import tensorflow_datasets as tfds
+      source = tfds.data_source(name, split=split or "train")
+  except (ValueError, FileNotFoundError):
+    raise
   except Exception as e:
     raise ValueError(f"TFDS dataset {name!r} split {split!r} is not available "
                      f"(prepare it first with `tfds build {name}`): {e}") from e
+  feature = feature or _image_feature(name, source)
   stop = len(source) if stop is None else min(stop, len(source))
   images, names = [], []
   for i in range(start, stop):
-    arr = np.asarray(source[i]["image"])
+    record = source[i]
+    if feature not in record:
+      raise ValueError(f"TFDS dataset {name!r} has no feature {feature!r}; it has "
+                       f"{', '.join(sorted(record))}")
+    arr = np.asarray(record[feature])
     peak = float(np.iinfo(arr.dtype).max) if np.issubdtype(arr.dtype, np.integer) else 1.0
     images.append(to_channels(arr.astype(np.float32) / peak, channels))
-    names.append(f"{name}_{i}")
+    label = record.get("name", b"")
+    label = label.decode() if isinstance(label, bytes) else str(label)
+    names.append(label or f"{name}_{i}")
   return ImageSet(images, names)
+
+
+def _image_feature(name: str, source) -> str:
+  """'image' if the dataset has it, else its only image feature (e.g. div2k: hr/lr)."""
+  try:
+    import tensorflow_datasets as tfds
+    feats = source.dataset_info.features
+    image_feats = [k for k, v in feats.items() if isinstance(v, tfds.features.Image)]
+  except AttributeError:
+    image_feats = ["image"]
+  if "image" in image_feats or not image_feats:
+    return "image"
+  if len(image_feats) == 1:
+    return image_feats[0]
+  raise ValueError(f"TFDS dataset {name!r} has several image features "
+                   f"({', '.join(image_feats)}): pick one, e.g. "
+                   f"tfds:{name}:SPLIT:{image_feats[0]}")
 
 
 def load(spec: str, channels: int, start: int = 0, stop: Optional[int] = None) -> ImageSet:
@@ -168,11 +207,12 @@ def load(spec: str, channels: int, start: int = 0, stop: Optional[int] = None) -
   if kind == "shared":
     return load_folder(os.path.join(data_dir(), arg), channels, start, stop)
   if kind == "tfds":
-    name, _, split = arg.partition(":")
-    return load_tfds(name, split or "train", channels, start, stop)
+    name, _, rest = arg.partition(":")
+    split, _, feature = rest.partition(":")
+    return load_tfds(name, split, channels, start, stop, feature)
   if kind == "folder":
     return load_folder(arg, channels, start, stop)
   if os.path.isdir(spec):
     return load_folder(spec, channels, start, stop)
   raise ValueError(f"unknown image source {spec!r}: use sample[:names], shared:NAME, "
-                   "folder:PATH or tfds:NAME[:SPLIT]")
+                   "folder:PATH or tfds:NAME[:SPLIT[:FEATURE]]")
