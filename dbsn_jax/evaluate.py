@@ -65,3 +65,241 @@ def score(denoiser, noisy, clean) -> Dict[str, float]:
   m = np.mean(rows, axis=0)
   return {"psnr_noisy": m[0], "psnr": m[1], "ssim_noisy": m[2], "ssim": m[3],
           "num_images": len(rows)}
+
+
+# -- named benchmark suites (dbsn-eval) -----------------------------------------------
+# Set names of dbsn_jax.data.benchmarks map to their TFDS builders; CC15 is a real-noise
+# pair (clean, noisy). Any other image source spec is used as a clean set as it is.
+REAL_PAIRS = {"cc15": ("tfds:cc15", "tfds:cc15:test:noisy")}
+
+
+def noise_setting(name: str):
+  """A noise setting name -> (label, noise ConfigDict).
+
+  '25' or 'awgn25': AWGN sigma 25 (0-255); 'hg' (or 'hg40-10'): heteroscedastic
+  Gaussian alpha 40, delta 10 in the reference form that produced the paper's numbers
+  (SPEC 5); 'hg_paper': var = alpha^2 x + delta^2; 'mg' (or 'mg75'): multivariate
+  Gaussian, scale 75; 'real': the set's own noisy photos (CC15).
+  """
+  from dbsn_jax import defaults
+  cfg = defaults.stage1().noise
+  s = name.strip().lower()
+  try:
+    if s.replace(".", "", 1).isdigit() or s.startswith("awgn"):
+      cfg.kind, cfg.sigma = "awgn", float(s[4:] if s.startswith("awgn") else s)
+      return f"awgn{cfg.sigma:g}", cfg
+    if s.startswith("hg"):
+      body = s[2:]
+      cfg.kind, cfg.hetero_form = "hetero", "reference"
+      if body == "_paper":
+        cfg.hetero_form, body = "paper", ""
+      if body:
+        cfg.alpha, cfg.delta = (float(v) for v in body.replace("/", "-").split("-"))
+      return f"hg{cfg.alpha:g}-{cfg.delta:g}" + ("_paper" if cfg.hetero_form == "paper" else ""), cfg
+    if s.startswith("mg"):
+      cfg.kind = "multivariate"
+      cfg.mg_scale = float(s[2:]) if s[2:] else cfg.mg_scale
+      return f"mg{cfg.mg_scale:g}", cfg
+  except ValueError:
+    pass
+  if s == "real":
+    cfg.kind = "none"
+    return "real", cfg
+  raise ValueError(f"unknown noise setting {name!r}: use SIGMA or awgnSIGMA (e.g. 25), "
+                   "hg, hgALPHA-DELTA, hg_paper, mg, mgSCALE or real")
+
+
+def set_channels(name: str):
+  """Native channel count of a named benchmark set (None for other specs)."""
+  from dbsn_jax.data import benchmarks
+  spec = benchmarks.SPECS.get(name.lower())
+  return spec.channels if spec else None
+
+
+def load_case(set_name: str, setting: str, channels: int, seed: int = 1234,
+              stop=None, crop: int = 0):
+  """(noisy, clean, true covs or None, names) of one set under one noise setting.
+
+  Named sets read through their TFDS builders; synthetic noise is seeded per image
+  (noisy_set); 'real' needs a paired set (CC15).
+  """
+  from dbsn_jax.data import benchmarks
+  key = set_name.lower()
+  native = set_channels(key)
+  if native is not None and native != channels:
+    raise ValueError(f"set {set_name} is {'gray' if native == 1 else 'color'} but the "
+                     f"models take {channels}-channel images")
+  _, cfg = noise_setting(setting)
+  if cfg.kind == "none":
+    if key not in REAL_PAIRS:
+      raise ValueError(f"noise setting 'real' needs a set with real noisy photos "
+                       f"({', '.join(REAL_PAIRS)}), got {set_name}")
+    clean = sources.load(REAL_PAIRS[key][0], channels, 0, stop)
+    noisy = sources.load(REAL_PAIRS[key][1], channels, 0, stop)
+    return ([centre_crop(y, crop) for y in noisy.images],
+            [centre_crop(x, crop) for x in clean.images], None, clean.names)
+  source = f"tfds:{key}" if key in benchmarks.SPECS else set_name
+  return noisy_set(source, channels, cfg, seed, 0, stop, crop)
+
+
+def image_scores(pred, clean) -> Dict[str, float]:
+  """PSNR / SSIM of one `(H, W, C)` prediction (clipped inside) against its clean image."""
+  p, x = jnp.asarray(pred, jnp.float32)[None], jnp.asarray(clean, jnp.float32)[None]
+  return {"psnr": float(metrics.psnr(p, x)[0]), "ssim": float(metrics.ssim(p, x)[0])}
+
+
+def bm3d_available() -> bool:
+  try:
+    import bm3d  # noqa: F401
+    return True
+  except ImportError:
+    return False
+
+
+def bm3d_denoise(noisy: np.ndarray, cov) -> np.ndarray:
+  """BM3D (gray) or CBM3D (`bm3d.bm3d_rgb`) of an unclipped `(H, W, C)` image.
+
+  sigma_psd is the true noise std per channel, sqrt of the image-mean variance (exact for
+  AWGN; for signal-dependent or correlated noise BM3D's single level is its best
+  case). The `bm3d` package is optional: pip install "dbsn-jax[bm3d]".
+  """
+  import bm3d
+  var = np.diagonal(np.asarray(cov, np.float64), axis1=-2, axis2=-1).reshape(-1, noisy.shape[-1])
+  std = np.sqrt(np.maximum(var.mean(0), 1e-12))
+  z = np.asarray(noisy, np.float64)
+  if z.shape[-1] == 1:
+    out = bm3d.bm3d(z[..., 0], sigma_psd=float(std[0]))[..., None]
+  else:
+    out = bm3d.bm3d_rgb(z, sigma_psd=[float(s) for s in std])
+  return np.asarray(out, np.float32)
+
+
+def noise_levels(denoiser, noisy: np.ndarray):
+  """A stage-1 model's estimated noise covariance `(H, W, C, C)` on one noisy image.
+
+  CNN_est is applied as in the Bayes rule (to mu or y, per-image model chosen by the
+  likelihood of y - mu), so this is the Sigma_n that denoised the image.
+  """
+  import ml_collections
+  from dbsn_jax.train import stage1
+  if denoiser.kind != "stage1":
+    raise ValueError("noise levels need a stage-1 model (it holds the noise estimator)")
+  cfg = ml_collections.ConfigDict(denoiser.config)
+  k = denoiser.params["noise_model"]["layer0_kernel"]
+  model = stage1.build_model(cfg, k.shape[0] if k.ndim == 3 else 0)
+  y = jnp.asarray(noisy, jnp.float32)[None]
+  mu = denoiser._local(denoiser.params, y)["mu"]  # Jitted D-BSN.
+  ids = jnp.zeros((1,), jnp.int32)
+  if model.noise_model.num_models:
+    ids = stage1.select_noise_models(denoiser.params, model, y, mu)
+  src = mu if model.noise_input == "mu" else y
+  return np.asarray(model.noise_model.apply(
+      {"params": denoiser.params["noise_model"]}, src, ids)[0])
+
+
+def noise_level_function(clean: np.ndarray, cov: np.ndarray, bins: int = 32):
+  """Noise std (0-255) per intensity bin and channel: `(centres (bins,), std (bins, C))`.
+
+  Pixels are binned by their clean intensity; a bin's std is sqrt of its mean variance
+  (NaN where no pixel falls). `cov` is `(H, W, C, C)`.
+  """
+  c = clean.shape[-1]
+  var = np.diagonal(np.asarray(cov, np.float64), axis1=-2, axis2=-1).reshape(-1, c)
+  x = np.asarray(clean, np.float64).reshape(-1, c)
+  idx = np.clip((x * bins).astype(int), 0, bins - 1)
+  out = np.full((bins, c), np.nan)
+  for ch in range(c):
+    total = np.bincount(idx[:, ch], var[:, ch], bins)
+    count = np.bincount(idx[:, ch], minlength=bins)
+    ok = count > 0
+    out[ok, ch] = 255.0 * np.sqrt(total[ok] / count[ok])
+  return 255.0 * (np.arange(bins) + 0.5) / bins, out
+
+
+def model_label(denoiser, path: str, taken) -> str:
+  """'stage 1' / 'stage 2' by kind; the path's name is appended when that is taken."""
+  import os
+  label = {"stage1": "stage 1", "stage2": "stage 2"}.get(denoiser.kind, denoiser.kind)
+  if label in taken:
+    label = f"{label} ({os.path.basename(os.path.normpath(path))})"
+  return label
+
+
+def parse_models(entries):
+  """`[LABEL=]PATH` entries -> {label: (path, Denoiser)}; all must share channels."""
+  from dbsn_jax.inference import load_denoiser
+  models = {}
+  for entry in entries:
+    label, sep, path = entry.partition("=")
+    if not sep:
+      label, path = "", entry
+    d = load_denoiser(path.strip())
+    label = label.strip() or model_label(d, path, models)
+    if label in models:
+      raise ValueError(f"two models are labelled {label!r}; label them: LABEL=PATH")
+    models[label] = (path.strip(), d)
+  channels = {d.channels for _, d in models.values()}
+  if len(channels) != 1:
+    raise ValueError(f"the models take different channel counts {sorted(channels)}; "
+                     "evaluate gray and color models separately")
+  return models
+
+
+def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
+             crop: int = 0, bm3d: bool = False, keep: int = 3, progress=None):
+  """Score every method on one (set, noise) case.
+
+  Returns dict(rows=[{image, method, psnr, ssim}], keep=[(name, {method: image})] for the
+  first `keep` images with 'noisy' and 'clean', nlf={label: (x, std)}, nlf_true).
+  """
+  import time
+  channels = next(iter(models.values()))[1].channels
+  noisy, clean, covs, names = load_case(set_name, setting, channels, seed, stop, crop)
+  if bm3d and covs is None:
+    bm3d = False  # Real noise: no true noise level to give BM3D.
+  rows, kept, seconds = [], [], {}
+  # Noise-level curves for stage-1 models at full resolution (not real-photo models
+  # that run on pixel-shuffled sub-images).
+  est_nlf = {label: [] for label, (_, d) in models.items() if d.kind == "stage1"
+             and int((d.config or {}).get("realworld", {}).get("downsample", 1)) <= 1}
+  if covs is None:
+    est_nlf = {}
+  for i, (y, x, name) in enumerate(zip(noisy, clean, names)):
+    outs = {"noisy": y}
+    for label, (_, d) in models.items():
+      t = time.time()
+      outs[label] = np.asarray(d.run(jnp.asarray(y)[None])[0])
+      seconds[label] = seconds.get(label, 0.0) + time.time() - t
+    if bm3d:
+      t = time.time()
+      outs["BM3D"] = bm3d_denoise(y, covs[i])
+      seconds["BM3D"] = seconds.get("BM3D", 0.0) + time.time() - t
+    for method, out in outs.items():
+      rows.append({"image": name, "method": method, **image_scores(out, x)})
+    if i < keep:
+      kept.append((name, {**outs, "clean": x}))
+      for label in est_nlf:
+        est_nlf[label].append(noise_levels(models[label][1], y))
+    if progress:
+      progress(i + 1, len(noisy))
+  out = {"rows": rows, "keep": kept, "seconds": seconds, "num_images": len(noisy),
+         "nlf": {}, "nlf_true": None}
+  if est_nlf and kept:
+    xs = np.concatenate([k[1]["clean"].reshape(-1, channels) for k in kept])[:, None]
+    for label, cs in est_nlf.items():
+      c = np.concatenate([v.reshape(-1, channels, channels) for v in cs])[:, None]
+      out["nlf"][label] = noise_level_function(xs, c)
+    true = np.concatenate([covs[i].reshape(-1, channels, channels)
+                           for i in range(len(kept))])[:, None]
+    out["nlf_true"] = noise_level_function(xs, true)
+  return out
+
+
+def summarize(rows):
+  """Mean PSNR / SSIM per method over per-image rows: {method: {psnr, ssim, num_images}}."""
+  out = {}
+  for r in rows:
+    out.setdefault(r["method"], []).append((r["psnr"], r["ssim"]))
+  return {m: {"psnr": float(np.mean([v[0] for v in vs])),
+              "ssim": float(np.mean([v[1] for v in vs])), "num_images": len(vs)}
+          for m, vs in out.items()}

@@ -1,0 +1,88 @@
+"""Paper-protocol evaluation: seeded noisy test sets, noise settings, BM3D, noise levels."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dbsn_jax import evaluate
+from tests.conftest import REPO
+
+_DUMP = """
+import hashlib, json, sys
+from dbsn_jax import evaluate
+out = {}
+for setting in sys.argv[1:]:
+  _, cfg = evaluate.noise_setting(setting)
+  noisy, _, _, _ = evaluate.noisy_set("sample:camera,coins,astronaut", 3, cfg, 77, crop=64)
+  out[setting] = [hashlib.sha256(y.tobytes()).hexdigest() for y in noisy]
+print(json.dumps(out))
+"""
+SETTINGS = ("25", "hg", "mg")
+
+
+@pytest.fixture(scope="module")
+def two_processes():
+  runs = []
+  for _ in range(2):
+    out = subprocess.run([sys.executable, "-c", _DUMP, *SETTINGS], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+  return runs
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_noisy_test_images_are_bit_identical_across_processes(setting, two_processes):
+  import hashlib
+  first, second = two_processes[0][setting], two_processes[1][setting]
+  assert first == second
+  assert len(set(first)) == 3  # Different images, different noise.
+  _, cfg = evaluate.noise_setting(setting)
+  noisy, clean, _, _ = evaluate.noisy_set("sample:camera,coins,astronaut", 3, cfg, 77, crop=64)
+  assert [hashlib.sha256(y.tobytes()).hexdigest() for y in noisy] == first
+  # Same clean image at two positions: the noise itself differs by position.
+  twice, _, _, _ = evaluate.noisy_set("sample:camera,camera", 3, cfg, 77, crop=64)
+  assert not np.array_equal(twice[0] - clean[0], twice[1] - clean[0])
+  other, _, _, _ = evaluate.noisy_set("sample:camera,coins,astronaut", 3, cfg, 78, crop=64)
+  assert not np.array_equal(other[0], noisy[0])
+  assert noisy[0].min() < 0 or noisy[0].max() > 1  # Not clipped (protocol).
+
+
+def test_noise_settings():
+  assert evaluate.noise_setting("25")[1].sigma == 25.0
+  label, cfg = evaluate.noise_setting("hg")
+  assert (label, cfg.kind, cfg.alpha, cfg.delta, cfg.hetero_form) == (
+      "hg40-10", "hetero", 40.0, 10.0, "reference")
+  assert evaluate.noise_setting("hg_paper")[1].hetero_form == "paper"
+  assert evaluate.noise_setting("mg")[1].kind == "multivariate"
+  assert evaluate.noise_setting("real")[1].kind == "none"
+  with pytest.raises(ValueError, match="unknown noise setting 'poisson'"):
+    evaluate.noise_setting("poisson")
+  with pytest.raises(ValueError, match="needs a set with real noisy photos"):
+    evaluate.load_case("bsd68", "real", 1)
+  with pytest.raises(ValueError, match="set cbsd68 is color"):
+    evaluate.load_case("cbsd68", "25", 1)
+
+
+def test_noise_level_function_recovers_the_formula():
+  """Binned by clean intensity, the true HG covariances give sqrt(a^2 x^2 + d^2)."""
+  import jax
+  import jax.numpy as jnp
+  from dbsn_jax import noise
+  x = jnp.linspace(0, 1, 4096).reshape(1, 64, 64, 1)
+  _, cov = noise.hetero(jax.random.PRNGKey(0), x, 40.0, 10.0, "reference")
+  centres, std = evaluate.noise_level_function(np.asarray(x[0]), np.asarray(cov[0]), bins=16)
+  want = np.sqrt((40 * centres / 255) ** 2 + 10.0 ** 2)
+  np.testing.assert_allclose(std[:, 0], want, rtol=0.02)
+
+
+@pytest.mark.skipif(not evaluate.bm3d_available(), reason="bm3d not installed")
+def test_bm3d_beats_the_noisy_input():
+  _, cfg = evaluate.noise_setting("25")
+  noisy, clean, covs, _ = evaluate.noisy_set("sample:camera", 1, cfg, crop=64)
+  out = evaluate.bm3d_denoise(noisy[0], covs[0])
+  assert out.shape == clean[0].shape
+  assert (evaluate.image_scores(out, clean[0])["psnr"]
+          > evaluate.image_scores(noisy[0], clean[0])["psnr"] + 4)
