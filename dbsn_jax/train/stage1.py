@@ -203,10 +203,13 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   evaluate_fn = (lambda st, step: evaluate(st.params, model, data, denoise)) if data else None
 
   def tb_images(st):
-    y = jnp.asarray(data[0][0])[None]
-    out = denoise(st.params, y, jnp.zeros((1,), jnp.int32))
-    return {"eval/noisy": data[0][0], "eval/bayes": np.asarray(out["bayes"][0]),
-            "eval/clean": data[1][0]}
+    """The dbsn-eval grid of the first eval image (noisy, mu, Bayes, clean), process 0."""
+    if jax.process_index():
+      return {}
+    from dbsn_jax import report
+    out = denoise(st.params, jnp.asarray(data[0][0])[None], jnp.zeros((1,), jnp.int32))
+    outputs = {"stage 1 (mu)": np.asarray(out["mu"][0]), "stage 1": np.asarray(out["bayes"][0])}
+    return {"eval/grid": report.training_grid(data[0][0], outputs, data[1][0])}
 
   state = loop.run(config, workdir, state, make_train_step(config, model), ds,
                    evaluate_fn, tb_images if data else None,

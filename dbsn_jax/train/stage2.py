@@ -162,7 +162,17 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   denoise = make_denoise_fn(model)
   evaluate_fn = (lambda st, step: evaluate(model, st, data, denoise)) if data else None
   step = make_train_step(config, model, s1_config, s1_model, s1_params, num_images)
-  state = loop.run(config, workdir, state, step, ds, evaluate_fn)
+
+  def tb_images(st):
+    """The dbsn-eval grid of the first eval image (noisy, stage 2, clean), process 0."""
+    if jax.process_index():
+      return {}
+    from dbsn_jax import report
+    y = data[0][0]
+    x_hat = np.asarray(denoise(st.params, st.batch_stats, jnp.asarray(y)[None])[0])
+    return {"eval/grid": report.training_grid(y, {"stage 2": x_hat}, data[1][0])}
+
+  state = loop.run(config, workdir, state, step, ds, evaluate_fn, tb_images if data else None)
   complete = int(state.step) >= config.train.num_steps  # False when stopped by a signal.
   results = evaluate(model, state, data, denoise) if data and complete else {}
   return {"state": state, "model": model, "eval": results, "data": data,
