@@ -33,10 +33,15 @@ if [[ "$SMOKE" == 1 ]]; then
     --config.stage2.train.num_steps=2 --config.stage2.train.checkpoint_every=2)
   eval_args=(--stop=2 --crop=64 --grid_images=1)
 fi
-mkdir -p "$RUNS"
 for row in $ROWS; do
-  read -r _ sets noise < <($PY "$TABLE" rows | grep "^$row ")
+  line=$($PY "$TABLE" rows | grep "^$row " || true)
+  if [[ -z "$line" ]]; then
+    echo "error: unknown row '$row'; rows: $($PY "$TABLE" rows | cut -d' ' -f1 | xargs)" >&2
+    exit 2
+  fi
+  read -r _ sets noise <<< "$line"
   wd="$RUNS/$row"
+  mkdir -p "$wd"
   echo "== $row: train (workdir $wd)" >&2
   $PY -m dbsn_jax.cli.pipeline --config="$TABLE:$row" --workdir="$wd" \
     "${pipeline_args[@]}" ${EXTRA_ARGS:-}
