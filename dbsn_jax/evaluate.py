@@ -95,7 +95,8 @@ def noise_setting(name: str):
         cfg.hetero_form, body = "paper", ""
       if body:
         cfg.alpha, cfg.delta = (float(v) for v in body.replace("/", "-").split("-"))
-      return f"hg{cfg.alpha:g}-{cfg.delta:g}" + ("_paper" if cfg.hetero_form == "paper" else ""), cfg
+      suffix = "_paper" if cfg.hetero_form == "paper" else ""
+      return f"hg{cfg.alpha:g}-{cfg.delta:g}{suffix}", cfg
     if s.startswith("mg"):
       cfg.kind = "multivariate"
       cfg.mg_scale = float(s[2:]) if s[2:] else cfg.mg_scale

@@ -71,7 +71,8 @@ def grid_figure(rows: Sequence[Tuple[str, List[Panel]]], zoom: bool = True):
       title = label if psnr is None else f"{label}\n{psnr:.2f} dB"
       ax.set_title(title if j else f"{name}: {title}", fontsize=8)
       if zoom:
-        ax.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False, edgecolor="red", lw=1))
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False,
+                               edgecolor="red", lw=1))
         axz = axes[r + 1, j]
         axz.axis("on")
         _show(axz, img[top:top + side, left:left + side])
