@@ -83,7 +83,7 @@ def grid_figure(rows: Sequence[Tuple[str, List[Panel]]], zoom: bool = True):
 def curves_figure(curves: Dict[str, Tuple[np.ndarray, np.ndarray]],
                   true: Optional[Tuple[np.ndarray, np.ndarray]], title: str = ""):
   """Noise std (0-255) against intensity (0-255), per channel: each model's estimate
-  (solid) over the true noise-level function (dashed, black)."""
+  (solid) over the true noise-level function (dashed; black for gray, else per channel)."""
   plt = _plt()
   fig, ax = plt.subplots(figsize=(5.5, 4))
   colors = ("tab:red", "tab:green", "tab:blue")
@@ -95,9 +95,10 @@ def curves_figure(curves: Dict[str, Tuple[np.ndarray, np.ndarray]],
               label=f"{label}" + (f" ({'RGB'[ch]})" if c == 3 else ""))
   if true is not None:
     x, std = true
-    for ch in range(std.shape[-1]):
-      ax.plot(x, std[:, ch], "--", color="black", lw=1,
-              label="true" if ch == 0 else None)
+    c = std.shape[-1]
+    for ch in range(c):
+      ax.plot(x, std[:, ch], "--", color=colors[ch] if c == 3 else "black", lw=1,
+              label="true" + (f" ({'RGB'[ch]})" if c == 3 else ""))
   ax.set_xlabel("intensity (0-255)")
   ax.set_ylabel("noise std (0-255)")
   ax.set_xlim(0, 255)
