@@ -86,3 +86,36 @@ def test_bm3d_beats_the_noisy_input():
   assert out.shape == clean[0].shape
   assert (evaluate.image_scores(out, clean[0])["psnr"]
           > evaluate.image_scores(noisy[0], clean[0])["psnr"] + 4)
+
+
+def test_real_noise_pairs_come_from_cc15(tmp_path, monkeypatch):
+  """'real' reads CC15's noisy photos beside their clean references (no synthetic noise,
+  no BM3D: there is no true noise level to give it)."""
+  import os
+  from PIL import Image
+  from dbsn_jax.data import benchmarks
+  from dbsn_jax.inference import load_denoiser
+  rng = np.random.default_rng(0)
+  for sub in ("clean", "noisy"):
+    os.makedirs(tmp_path / "data" / "CC15" / sub)
+    for f in benchmarks.SPECS["cc15"].files:
+      Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+          tmp_path / "data" / "CC15" / sub / f)
+  # Tiny fixture images: drop the 512x512 size check for this test.
+  monkeypatch.setitem(benchmarks.SPECS, "cc15", benchmarks.dataclasses.replace(
+      benchmarks.SPECS["cc15"], size=None))
+  benchmarks._CLASSES.pop("cc15", None)
+  monkeypatch.setenv("DBSN_DATA_DIR", str(tmp_path / "data"))
+  monkeypatch.setenv("DBSN_TFDS_DIR", str(tmp_path / "tfds"))
+  try:
+    noisy, clean, covs, names = evaluate.load_case("cc15", "real", 3, stop=2)
+    assert covs is None and names == ["5dmark3_iso3200_1", "5dmark3_iso3200_2"]
+    want = np.asarray(Image.open(tmp_path / "data" / "CC15" / "noisy" /
+                                 "5dmark3_iso3200_2.png"), np.float32) / 255
+    np.testing.assert_array_equal(noisy[1], want)
+    models = {"stage 2": ("color-awgn", load_denoiser("color-awgn"))}
+    case = evaluate.run_case(models, "cc15", "real", stop=2, bm3d=True, keep=1)
+    assert {r["method"] for r in case["rows"]} == {"noisy", "stage 2"}
+    assert case["nlf"] == {} and len(case["keep"]) == 1
+  finally:
+    benchmarks._CLASSES.pop("cc15", None)

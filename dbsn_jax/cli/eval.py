@@ -89,7 +89,7 @@ def _main():
       tag = f"{_file_tag(set_name)}_{label.replace('.', 'p')}"
       if case["keep"]:
         grid = [(name, [(m, outs[m], evaluate.image_scores(outs[m], outs["clean"])["psnr"])
-                        for m in methods] + [("clean", outs["clean"], None)])
+                        for m in methods if m in outs] + [("clean", outs["clean"], None)])
                 for name, outs in case["keep"]]
         pictures.append(report.save(report.grid_figure(grid),
                                     os.path.join(out_dir, f"grid_{tag}.png")))

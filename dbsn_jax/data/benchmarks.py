@@ -15,6 +15,7 @@ naming it), checks modes and sizes, and writes an ArrayRecord dataset that
 or, as an image source spec anywhere in the configs: `tfds:bsd68`, `tfds:cc15:test:noisy`.
 """
 import dataclasses
+import functools
 import io
 import os
 from typing import Optional, Tuple
@@ -110,6 +111,7 @@ def read_png_bytes(spec: Spec, path: str) -> bytes:
   return buf.getvalue()
 
 
+@functools.lru_cache(maxsize=None)
 def _builder_class():
   """The TFDS base class (imported lazily: tensorflow_datasets is slow to import)."""
   import tensorflow_datasets as tfds
@@ -164,12 +166,14 @@ def builder_class(name: str):
   if name not in SPECS:
     raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(SPECS)}")
   if name not in _CLASSES:
-    base = _builder_class()
-    spec = SPECS[name]
-    _CLASSES[name] = type(name.capitalize(), (base,), {
-        "name": name, "SPEC": spec, "MANUAL_DOWNLOAD_INSTRUCTIONS": None,
-        "__module__": __name__})
-    _CLASSES[name].MANUAL_DOWNLOAD_INSTRUCTIONS = _CLASSES[name].manual_instructions()
+    attrs = {"name": name, "SPEC": SPECS[name], "MANUAL_DOWNLOAD_INSTRUCTIONS": None,
+             "__module__": __name__}
+    try:
+      cls = type(name.capitalize(), (_builder_class(),), attrs)
+    except ValueError:  # Already registered (a redefined spec): keep the first name.
+      cls = type(name.capitalize(), (_builder_class(),), attrs, skip_registration=True)
+    cls.MANUAL_DOWNLOAD_INSTRUCTIONS = cls.manual_instructions()
+    _CLASSES[name] = cls
   return _CLASSES[name]
 
 
