@@ -1,104 +1,316 @@
-"""Throughput of the stage-1 train step and D-BSN forward pass, as a table.
+"""Speed of every network, plain against fast convolutions, in one table.
 
-  python tools/benchmark.py [--sizes=96:8,32:2,48:4,64:4] [--patch=96] [--batch=8]
+  python tools/benchmark.py [--models=dbsn_reference,dbsn_cpu_budget,...]
+      [--impls=plain,s2b,fast] [--reps=3] [--json=bench.json] [--smoke]
+  python tools/benchmark.py --memory [--memory_batch=32]
 
-Each size is FEATURES:BLOCKS_PER_BRANCH. Prints patches/s of a train step, forward
-megapixels/s on a 320x480 image, achieved GFLOP/s from an analytic count, the ratio
-to the dense-matmul rate measured in the same run, and compile time; writes JSON.
+For each model and convolution implementation (`dbsn_jax.models.fast_conv.IMPLS`):
+train-step patches/s and forward megapixels/s, achieved GFLOP/s from an analytic FLOP
+count (multiply-adds of every conv and matmul in the forward jaxpr, x 2; a train step
+counts 3 forward passes: forward, input gradient, weight gradient), that rate as a
+fraction of the dense fp32 matmul rate measured in the same run (best of several
+2048^2 products, at the start and the end), peak memory from XLA's compiled memory
+analysis, and compile time. Implementations are timed in turns (round robin, best of
+`--reps`), so a busy machine slows all of them alike and their ratios stay fair.
+`--memory` instead compiles (without running) the accelerator configs' stage-1 train
+step at `--memory_batch` patches per device and reports whether it fits a 16 GB device.
 """
 import json
+import platform
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from absl import app, flags
 
 from dbsn_jax import defaults
+from dbsn_jax.models import DnCNN, MWCNN, NoiseEstimator
 from dbsn_jax.train import stage1
 
-_SIZES = flags.DEFINE_string("sizes", "32:2,48:4,64:4,96:8", "FEATURES:BLOCKS list.")
-_PATCH = flags.DEFINE_integer("patch", 96, "Training patch side.")
-_BATCH = flags.DEFINE_integer("batch", 8, "Training batch.")
-_STEPS = flags.DEFINE_integer("steps", 3, "Timed train steps per size.")
-_FWD = flags.DEFINE_string("forward", "320x480", "Forward image HxW ('' to skip).")
-_MDC = flags.DEFINE_string("mdc_style", "paper", "MDC style.")
-_JSON = flags.DEFINE_string("json", "", "Write results here.")
+_MODELS = flags.DEFINE_string(
+    "models", "dbsn_reference,dbsn_cpu_budget,noise_model,mwcnn_cpu_budget,mwcnn_reference,"
+    "dncnn", "Comma-separated models (see SPECS).")
+_IMPLS = flags.DEFINE_string("impls", "plain,s2b,fast", "Convolution implementations.")
+_REPS = flags.DEFINE_integer("reps", 3, "Timed repetitions per measurement (best is kept).")
+_FWD = flags.DEFINE_string("forward", "320x480", "Forward-pass image HxW.")
+_JSON = flags.DEFINE_string("json", "", "Write the results here.")
+_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny models, one repetition (CI).")
+_MEMORY = flags.DEFINE_bool("memory", False, "Only the accelerator memory check.")
+_MEM_BATCH = flags.DEFINE_integer("memory_batch", 32, "Patches per device for --memory.")
+_DEVICE_GB = flags.DEFINE_float("device_gb", 16.0, "Device memory for --memory.")
+
+# name -> (kind, architecture, train patch side, train batch).
+SPECS = {
+    "dbsn_reference": ("dbsn", dict(features=96, blocks=(8, 8)), 96, 8),
+    "dbsn_cpu_budget": ("dbsn", dict(features=48, blocks=(2, 2)), 64, 8),
+    "noise_model": ("noise", dict(features=16, hidden_layers=3), 96, 8),
+    "mwcnn_cpu_budget": ("mwcnn", dict(widths=(32, 64, 64), convs=1), 64, 16),
+    "mwcnn_reference": ("mwcnn", dict(widths=(160, 256, 256), convs=3), 96, 8),
+    "dncnn": ("dncnn", dict(features=64, depth=17), 96, 8),
+}
+SMOKE = {
+    "dbsn": (dict(features=8, blocks=(1, 1)), 16, 2),
+    "noise": (dict(features=8, hidden_layers=1), 16, 2),
+    "mwcnn": (dict(widths=(4, 8, 8), convs=1), 16, 2),
+    "dncnn": (dict(features=8, depth=3), 16, 2),
+}
 
 
-def macs_per_pixel(model) -> int:
-  """Multiply-adds per output pixel of the D-BSN forward pass (1 gray channel in)."""
-  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)),
-                      jnp.zeros((1,), jnp.int32))["params"]["dbsn"]
-  return sum(int(np.prod(p.shape)) for path, p in jax.tree_util.tree_leaves_with_path(params)
-             if "kernel" in jax.tree_util.keystr(path))
-
-
-def matmul_gflops() -> float:
-  a = jnp.ones((2048, 2048), jnp.float32)
-  f = jax.jit(lambda a: a @ a)
-  f(a).block_until_ready()
-  t = time.perf_counter()
-  for _ in range(5):
-    f(a).block_until_ready()
-  return 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9
-
-
-def bench(features, blocks, peak):
-  c = defaults.stage1()
-  c.model.features, c.model.blocks, c.model.mdc_style = features, (blocks, blocks), _MDC.value
-  c.data.patch_size, c.data.batch_size = _PATCH.value, _BATCH.value
-  c.train.num_steps = 1000
-  model = stage1.build_model(c)
-  state = stage1.create_state(c, model)
-  step = stage1.make_train_step(c, model)
+def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
+  """Best-of-`reps` fp32 GFLOP/s of one n x n matmul (this machine's dense peak)."""
   rng = np.random.default_rng(0)
-  batch = {"image": rng.random((_BATCH.value, _PATCH.value, _PATCH.value, 1), np.float32),
-           "image_id": np.zeros((_BATCH.value,), np.int32)}
-  t = time.perf_counter()
-  state, m = step(state, batch)
-  jax.block_until_ready(m)
-  compile_s = time.perf_counter() - t
-  t = time.perf_counter()
-  for _ in range(_STEPS.value):
-    state, m = step(state, batch)
-  jax.block_until_ready(m)
-  step_s = (time.perf_counter() - t) / _STEPS.value
-  mac = macs_per_pixel(model)
-  px = _BATCH.value * _PATCH.value**2
-  row = {"features": features, "blocks": blocks, "params": sum(
-      int(np.prod(p.shape)) for p in jax.tree.leaves(state.params)),
-         "step_s": step_s, "patches_per_s": _BATCH.value / step_s,
-         "train_gflops": 3 * 2 * mac * px / step_s / 1e9, "compile_s": compile_s}
-  if _FWD.value:
-    h, w = map(int, _FWD.value.split("x"))
-    fwd = stage1.make_denoise_fn(model)
-    y = jnp.asarray(rng.random((1, h, w, 1), np.float32))
-    ids = jnp.zeros((1,), jnp.int32)
-    jax.block_until_ready(fwd(state.params, y, ids))
+  a, b = (jnp.asarray(rng.random((n, n), np.float32)) for _ in range(2))
+  f = jax.jit(jnp.matmul)
+  f(a, b).block_until_ready()
+  best = np.inf
+  for _ in range(reps):
     t = time.perf_counter()
-    jax.block_until_ready(fwd(state.params, y, ids))
-    fs = time.perf_counter() - t
-    row.update(forward_s=fs, forward_mpix_s=h * w / fs / 1e6,
-               forward_gflops=2 * mac * h * w / fs / 1e9)
-  row["frac_of_matmul_peak"] = row["train_gflops"] / peak
-  return row
+    f(a, b).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  return 2 * n**3 / best / 1e9
+
+
+def count_flops(fn, *args) -> int:
+  """2 x multiply-adds of every conv and dot_general in `fn`'s jaxpr (nested included)."""
+  def walk(jaxpr):
+    total = 0
+    for eqn in jaxpr.eqns:
+      name = eqn.primitive.name
+      if name == "conv_general_dilated":
+        rhs = eqn.invars[1].aval.shape
+        spec = eqn.params["dimension_numbers"].rhs_spec  # (out, in, spatial...)
+        per_out = rhs[spec[1]] * int(np.prod([rhs[d] for d in spec[2:]]))
+        total += 2 * int(np.prod(eqn.outvars[0].aval.shape)) * per_out
+      elif name == "dot_general":
+        (lc, _), _ = eqn.params["dimension_numbers"]
+        k = int(np.prod([eqn.invars[0].aval.shape[d] for d in lc]))
+        total += 2 * int(np.prod(eqn.outvars[0].aval.shape)) * k
+      for p in eqn.params.values():
+        for sub in (p if isinstance(p, (tuple, list)) else (p,)):
+          if isinstance(sub, jax.extend.core.ClosedJaxpr):
+            total += walk(sub.jaxpr)
+          elif isinstance(sub, jax.extend.core.Jaxpr):
+            total += walk(sub)
+    return total
+  return walk(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+def memory_mb(compiled) -> float:
+  """Peak bytes XLA plans for one call: arguments + outputs + temporaries - aliased."""
+  m = compiled.memory_analysis()
+  if m is None:
+    return float("nan")
+  return (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+          - m.alias_size_in_bytes) / 2**20
+
+
+class Case:
+  """One model with one conv implementation: compiled train step and forward pass."""
+
+  def __init__(self, kind, arch, patch, batch, impl, fwd_hw, channels=1, flops=None):
+    rng = np.random.default_rng(0)
+    self.batch, self.impl = batch, impl
+    x = rng.random((batch, patch, patch, channels), np.float32)
+    y = jnp.asarray(rng.random((1,) + fwd_hw + (channels,), np.float32))
+    if kind == "dbsn":
+      c = defaults.stage1()
+      c.channels = channels
+      c.model.features, c.model.blocks = arch["features"], arch["blocks"]
+      c.data.patch_size, c.data.batch_size = patch, batch
+      model = stage1.build_model(c)
+      model = model.clone(dbsn=model.dbsn.clone(conv_impl=impl))
+      state = stage1.create_state(c, model)
+      step = stage1.make_train_step(c, model)
+      batch_in = {"image": x, "image_id": np.zeros((batch,), np.int32)}
+      ids = jnp.zeros((1,), jnp.int32)
+      denoise = stage1.make_denoise_fn(model)
+      fwd, fwd_args = (lambda p, v: denoise(p, v, ids)), (state.params, y)
+      self.weights = lambda st: st.params  # noqa: E731
+      flop_fn = lambda p, v: model.apply({"params": p}, v, ids)  # noqa: E731
+    else:
+      if kind == "noise":
+        model = NoiseEstimator(channels=channels, **arch)
+      elif kind == "mwcnn":
+        model = MWCNN(channels=channels, conv_impl=impl, **arch)
+      else:
+        model = DnCNN(channels=channels, conv_impl=impl, **arch)
+      state, step, batch_in = _generic_step(model, x)
+      apply = jax.jit(lambda v, im: model.apply(v, im))
+      fwd, fwd_args = apply, (state[0], y)
+      self.weights = lambda st: st[0]  # noqa: E731
+      flop_fn = lambda v, im: model.apply(v, im)  # noqa: E731
+    # Nominal work, the same for every implementation: counted on the plain path.
+    self.fwd_flops, self.train_flops = flops or (
+        count_flops(flop_fn, *fwd_args), 3 * count_flops(flop_fn, fwd_args[0], jnp.asarray(x)))
+    self.params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(
+        state.params if hasattr(state, "params") else state[0]["params"]))
+    t = time.perf_counter()
+    self.step = step.lower(state, batch_in).compile()
+    self.train_compile_s = time.perf_counter() - t
+    t = time.perf_counter()
+    self.fwd = jax.jit(fwd).lower(*fwd_args).compile()
+    self.fwd_compile_s = time.perf_counter() - t
+    self.state, self.batch_in, self.y = state, batch_in, y
+    self.train_s = self.fwd_s = np.inf
+
+  def time_train(self):
+    t = time.perf_counter()
+    self.state, out = self.step(self.state, self.batch_in)
+    jax.block_until_ready((self.state, out))
+    self.train_s = min(self.train_s, time.perf_counter() - t)
+
+  def time_forward(self):
+    t = time.perf_counter()
+    jax.block_until_ready(self.fwd(self.weights(self.state), self.y))
+    self.fwd_s = min(self.fwd_s, time.perf_counter() - t)
+
+
+def _generic_step(model, x):
+  """(state, jitted donated Adam step on the MSE to the clean patch, batch)."""
+  noisy = x + 0.1 * np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+  variables = model.init(jax.random.PRNGKey(0), jnp.asarray(x))
+  tx = optax.adam(1e-4)
+  has_bn = "batch_stats" in variables
+
+  def loss(params, extra, y, clean):
+    v = {"params": params, **extra}
+    if has_bn:
+      out, upd = model.apply(v, y, train=True, mutable=["batch_stats"])
+    else:
+      out, upd = model.apply(v, y), {}
+    if isinstance(model, NoiseEstimator):  # Gaussian NLL of the residual, per pixel.
+      var = out[..., 0, 0]
+      return jnp.mean((y - clean)[..., 0] ** 2 / var + jnp.log(var)), upd
+    return jnp.mean((out - clean) ** 2), upd
+
+  def step(state, batch):
+    variables, opt = state
+    params = variables["params"]
+    extra = {k: v for k, v in variables.items() if k != "params"}
+    (l, upd), g = jax.value_and_grad(loss, has_aux=True)(params, extra, batch["y"], batch["x"])
+    updates, opt = tx.update(g, opt, params)
+    return ({**variables, **upd, "params": optax.apply_updates(params, updates)}, opt), l
+
+  state = (variables, tx.init(variables["params"]))
+  return state, jax.jit(step, donate_argnums=0), {"y": noisy, "x": x}
+
+
+def run_model(name, impls, reps, fwd_hw, peak):
+  kind, arch, patch, batch = SPECS[name]
+  if _SMOKE.value:
+    arch, patch, batch = SMOKE[kind]
+  if kind != "dbsn":  # s2b only changes D-BSN's dilated branches.
+    impls = [i for i in impls if i != "s2b"]
+  # The plain path always runs (the baseline of every ratio), first: the FLOP count.
+  cases = {"plain": Case(kind, arch, patch, batch, "plain", fwd_hw)}
+  flops = cases["plain"].fwd_flops, cases["plain"].train_flops
+  for i in impls:
+    if i not in cases:
+      cases[i] = Case(kind, arch, patch, batch, i, fwd_hw, flops=flops)
+  for c in cases.values():  # Warm-up run of each compiled function.
+    c.time_train()
+    c.time_forward()
+    c.train_s = c.fwd_s = np.inf
+  for _ in range(reps):  # Round robin: load changes hit every implementation alike.
+    for c in cases.values():
+      c.time_train()
+      c.time_forward()
+  base = cases["plain"]
+  rows = []
+  for impl, c in cases.items():
+    rows.append({
+        "model": name, "impl": impl, "params": c.params, "patch": patch, "batch": batch,
+        "train_s": c.train_s, "patches_per_s": batch / c.train_s,
+        "train_gflop": c.train_flops / 1e9, "train_gflops": c.train_flops / c.train_s / 1e9,
+        "train_frac_peak": c.train_flops / c.train_s / 1e9 / peak,
+        "train_mem_mb": memory_mb(c.step), "train_compile_s": c.train_compile_s,
+        "forward": "%dx%d" % fwd_hw, "forward_s": c.fwd_s,
+        "forward_mpix_s": fwd_hw[0] * fwd_hw[1] / c.fwd_s / 1e6,
+        "forward_gflop": c.fwd_flops / 1e9, "forward_gflops": c.fwd_flops / c.fwd_s / 1e9,
+        "forward_frac_peak": c.fwd_flops / c.fwd_s / 1e9 / peak,
+        "forward_mem_mb": memory_mb(c.fwd), "forward_compile_s": c.fwd_compile_s,
+        "train_speedup": base.train_s / c.train_s, "forward_speedup": base.fwd_s / c.fwd_s})
+  return rows
+
+
+COLUMNS = [("model", "model"), ("impl", "conv"), ("patches_per_s", "patches/s"),
+           ("train_gflop", "GFLOP/step"), ("train_gflops", "GFLOP/s"),
+           ("train_frac_peak", "of peak"), ("train_speedup", "x plain"),
+           ("train_mem_mb", "mem MB"), ("train_compile_s", "compile s"),
+           ("forward_mpix_s", "fwd MPix/s"), ("forward_gflops", "fwd GFLOP/s"),
+           ("forward_frac_peak", "fwd of peak"), ("forward_speedup", "fwd x plain"),
+           ("forward_mem_mb", "fwd mem MB")]
+
+
+def table(rows, columns=COLUMNS) -> str:
+  fmt = lambda v: (f"{v:.3g}" if isinstance(v, float) else str(v))  # noqa: E731
+  lines = ["| " + " | ".join(h for _, h in columns) + " |", "|---" * len(columns) + "|"]
+  lines += ["| " + " | ".join(fmt(r[k]) for k, _ in columns) + " |" for r in rows]
+  return "\n".join(lines)
+
+
+def memory_check(batch, device_gb):
+  """Compiled memory of the accelerator configs' stage-1 train step (not run)."""
+  import importlib.util
+  rows = []
+  for cfg_name in ("gray_awgn", "color_awgn"):
+    spec = importlib.util.spec_from_file_location(cfg_name, f"configs/{cfg_name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    c = mod.get_config().stage1
+    if _SMOKE.value:
+      c.model.features, c.model.blocks, c.data.patch_size = 8, (1, 1), 16
+    c.data.batch_size = batch
+    for remat in (False, True):
+      model = stage1.build_model(c)
+      # Accelerators take the plain (native) convolutions: conv_impl='auto' off CPU.
+      model = model.clone(dbsn=model.dbsn.clone(conv_impl="plain", remat=remat))
+      state = jax.eval_shape(lambda: stage1.create_state(c, model))  # noqa: B023
+      p = c.data.patch_size
+      batch_in = {"image": jax.ShapeDtypeStruct((batch, p, p, c.channels), jnp.float32),
+                  "image_id": jax.ShapeDtypeStruct((batch,), jnp.int32)}
+      t = time.perf_counter()
+      compiled = stage1.make_train_step(c, model).lower(state, batch_in).compile()
+      mb = memory_mb(compiled)
+      rows.append({"config": cfg_name, "compute_dtype": c.get("compute_dtype", "float32"),
+                   "batch": f"{batch} x {p}x{p}", "remat": remat, "mem_gb": mb / 1024,
+                   "fits": mb / 1024 <= device_gb, "compile_s": time.perf_counter() - t})
+  return rows
 
 
 def main(argv):
   del argv
-  peak = matmul_gflops()
-  rows = [bench(*map(int, s.split(":")), peak) for s in _SIZES.value.split(",")]
-  cols = ["features", "blocks", "params", "step_s", "patches_per_s", "train_gflops",
-          "frac_of_matmul_peak", "forward_s", "forward_mpix_s", "compile_s"]
-  print(f"dense matmul peak measured now: {peak:.1f} GFLOP/s")
-  print("| " + " | ".join(cols) + " |\n" + "|---" * len(cols) + "|")
-  for r in rows:
-    print("| " + " | ".join(f"{r.get(c, float('nan')):.3g}" if isinstance(r.get(c), float)
-                            else str(r.get(c, "-")) for c in cols) + " |")
+  info = {"jax": jax.__version__, "backend": jax.default_backend(),
+          "cpu": platform.processor() or platform.machine(), "time": time.ctime()}
+  if _MEMORY.value:
+    rows = memory_check(_MEM_BATCH.value, _DEVICE_GB.value)
+    print(table(rows, [(k, k) for k in rows[0]]))
+    result = {"info": info, "memory": rows}
+  else:
+    reps = 1 if _SMOKE.value else _REPS.value
+    fwd_hw = (32, 48) if _SMOKE.value else tuple(map(int, _FWD.value.split("x")))
+    peak_reps = 2 if _SMOKE.value else 10
+    peaks = [matmul_gflops(reps=peak_reps)]
+    rows = []
+    for name in _MODELS.value.split(","):
+      if name not in SPECS:
+        raise app.UsageError(f"--models: unknown model {name!r}; choose from {sorted(SPECS)}")
+      rows += run_model(name, _IMPLS.value.split(","), reps, fwd_hw, peaks[0])
+      print(f"measured {name}", flush=True)
+    peaks.append(matmul_gflops(reps=peak_reps))
+    peak = max(peaks)  # The quieter of the two measurements.
+    for r in rows:
+      r["train_frac_peak"] = r["train_gflops"] / peak
+      r["forward_frac_peak"] = r["forward_gflops"] / peak
+    print(f"dense fp32 matmul peak (2048^2, best of {peak_reps}, start / end of run): "
+          + " / ".join(f"{p:.0f}" for p in peaks) + " GFLOP/s")
+    print(table(rows))
+    result = {"info": info, "matmul_gflops": peaks, "peak_gflops": peak, "rows": rows}
   if _JSON.value:
     with open(_JSON.value, "w") as f:
-      json.dump({"matmul_gflops": peak, "rows": rows}, f, indent=2)
+      json.dump(result, f, indent=2)
 
 
 if __name__ == "__main__":

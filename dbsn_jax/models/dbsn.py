@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dbsn_jax.models import covariance
+from dbsn_jax.models import covariance, fast_conv
 from dbsn_jax.models.layers import Conv, he_normal
 
 
@@ -27,33 +27,43 @@ class MDC(nn.Module):
   style='paper': sub-branches with 0, 1 and 2 stacked 3x3 convs of dilation d.
   style='reference': the reference code's variant, one 5x5 dilated conv replacing the
   two stacked 3x3 convs (same receptive field, more parameters).
+  `valid` (`(B, H, W, 1)` of 0/1, or None) zeroes the padding pixels of space-to-batch
+  sub-images before every k x k conv, as a plain conv's zero padding has them.
   """
   features: int
   dilation: int
   style: str = "paper"
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
-  def __call__(self, x):
-    f, d, dt = self.features, self.dilation, self.dtype
-    b1 = nn.relu(Conv(f, dtype=dt)(x))
+  def __call__(self, x, valid=None):
+    f, d, dt, ci = self.features, self.dilation, self.dtype, self.conv_impl
+    z = (lambda v: v) if valid is None else (lambda v: v * valid.astype(v.dtype))  # noqa: E731
+    b1 = nn.relu(Conv(f, dtype=dt, conv_impl=ci)(x))
     if self.style == "paper":
-      b1 = nn.relu(Conv(f, 3, d, dtype=dt)(b1))
-      b1 = nn.relu(Conv(f, 3, d, dtype=dt)(b1))
+      b1 = nn.relu(Conv(f, 3, d, dtype=dt, conv_impl=ci)(z(b1)))
+      b1 = nn.relu(Conv(f, 3, d, dtype=dt, conv_impl=ci)(z(b1)))
     elif self.style == "reference":
-      b1 = nn.relu(Conv(f, 5, d, dtype=dt)(b1))
+      b1 = nn.relu(Conv(f, 5, d, dtype=dt, conv_impl=ci)(z(b1)))
     else:
       raise ValueError(f"mdc_style must be 'paper' or 'reference', got {self.style!r}")
-    b2 = nn.relu(Conv(f, dtype=dt)(x))
-    b2 = nn.relu(Conv(f, 3, d, dtype=dt)(b2))
-    b3 = nn.relu(Conv(f, dtype=dt)(x))
-    out = nn.relu(Conv(f, dtype=dt)(jnp.concatenate([b1, b2, b3], -1))) + x
-    out = nn.relu(Conv(f, dtype=dt)(out))
-    return nn.relu(Conv(f, dtype=dt)(out))
+    b2 = nn.relu(Conv(f, dtype=dt, conv_impl=ci)(x))
+    b2 = nn.relu(Conv(f, 3, d, dtype=dt, conv_impl=ci)(z(b2)))
+    b3 = nn.relu(Conv(f, dtype=dt, conv_impl=ci)(x))
+    out = nn.relu(Conv(f, dtype=dt, conv_impl=ci)(jnp.concatenate([b1, b2, b3], -1))) + x
+    out = nn.relu(Conv(f, dtype=dt, conv_impl=ci)(out))
+    return nn.relu(Conv(f, dtype=dt, conv_impl=ci)(out))
 
 
 class Branch(nn.Module):
-  """Masked k x k conv, two 1x1 convs, `blocks` MDC(d) modules, a final 1x1."""
+  """Masked k x k conv, two 1x1 convs, `blocks` MDC(d) modules, a final 1x1.
+
+  With space-to-batch (`fast_conv.uses_space_to_batch(conv_impl)`) everything after the
+  masked conv runs on the d x d sub-images with undilated convs (SPEC section 2): the
+  same arithmetic on contiguous data. `remat` recomputes each MDC's activations in the
+  backward pass instead of storing them (memory for compute, on accelerators).
+  """
   features: int
   kernel_size: int
   dilation: int
@@ -61,16 +71,25 @@ class Branch(nn.Module):
   mdc_style: str = "paper"
   blind: bool = True  # False only for the negative-control test.
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x):
-    f, dt = self.features, self.dtype
-    x = nn.relu(Conv(f, self.kernel_size, masked=self.blind, dtype=dt)(x))
-    x = nn.relu(Conv(f, dtype=dt)(x))
-    x = nn.relu(Conv(f, dtype=dt)(x))
-    for _ in range(self.blocks):
-      x = MDC(f, self.dilation, self.mdc_style, dtype=dt)(x)
-    return Conv(f, dtype=dt)(x)
+    f, dt, ci = self.features, self.dtype, self.conv_impl
+    x = nn.relu(Conv(f, self.kernel_size, masked=self.blind, dtype=dt, conv_impl=ci)(x))
+    size, d, valid = x.shape[1:3], self.dilation, None
+    s2b = fast_conv.uses_space_to_batch(ci) and d > 1
+    if s2b:
+      x, valid = fast_conv.space_to_batch(x, d)
+      d = 1
+    x = nn.relu(Conv(f, dtype=dt, conv_impl=ci)(x))
+    x = nn.relu(Conv(f, dtype=dt, conv_impl=ci)(x))
+    mdc = nn.remat(MDC) if self.remat else MDC
+    for i in range(self.blocks):
+      x = mdc(f, d, self.mdc_style, dtype=dt, conv_impl=ci, name=f"MDC_{i}")(x, valid)
+    x = Conv(f, dtype=dt, conv_impl=ci)(x)
+    return fast_conv.batch_to_space(x, self.dilation, size) if s2b else x
 
 
 class DBSN(nn.Module):
@@ -86,6 +105,10 @@ class DBSN(nn.Module):
     out_init_scale: the last layers of both heads start at this fraction of He-normal,
       so mu starts near 0.5 (not ~86x too large) and Sigma_mu near zero: one training
       run converges from scratch.
+    conv_impl: how convolutions are computed (`fast_conv.IMPLS`; 'auto': the fast CPU
+      path on CPU); every choice has the same parameters and outputs.
+    remat: recompute MDC activations in the backward pass (less memory, ~1/3 more
+      forward compute).
   """
   channels: int = 1
   features: int = 96
@@ -97,6 +120,8 @@ class DBSN(nn.Module):
   out_init_scale: float = 0.01
   blind: bool = True
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
+  remat: bool = False
 
   def check(self):
     """Raise ValueError naming the setting if the architecture is not blind."""
@@ -115,23 +140,25 @@ class DBSN(nn.Module):
   @nn.compact
   def __call__(self, y):
     self.check()
-    f, dt = self.features, self.dtype
+    f, dt, ci = self.features, self.dtype, self.conv_impl
     # Centre the input: a per-pixel constant shift, so the blind spot is unaffected.
-    x = nn.relu(Conv(f, dtype=dt, name="head")(y - 0.5))
-    outs = [Branch(f, k, d, n, self.mdc_style, self.blind, dtype=dt, name=f"branch{i}")(x)
+    x = nn.relu(Conv(f, dtype=dt, conv_impl=ci, name="head")(y - 0.5))
+    outs = [Branch(f, k, d, n, self.mdc_style, self.blind, dtype=dt,
+                   conv_impl=ci, remat=self.remat, name=f"branch{i}")(x)
             for i, ((k, d), n) in enumerate(zip(self.branches, self.blocks))]
-    mid = Conv(f, dtype=dt, name="merge")(jnp.concatenate(outs, -1))
+    mid = Conv(f, dtype=dt, conv_impl=ci, name="merge")(jnp.concatenate(outs, -1))
 
     out_init = _scaled_he(self.out_init_scale)
-    h = nn.relu(Conv(f, dtype=dt, name="mu_1")(mid))
-    h = nn.relu(Conv(f, dtype=dt, name="mu_2")(h))
-    mu = Conv(self.channels, dtype=dt, kernel_init=out_init, name="mu_out")(h) + 0.5
+    h = nn.relu(Conv(f, dtype=dt, conv_impl=ci, name="mu_1")(mid))
+    h = nn.relu(Conv(f, dtype=dt, conv_impl=ci, name="mu_2")(h))
+    mu = Conv(self.channels, dtype=dt, kernel_init=out_init, conv_impl=ci,
+              name="mu_out")(h) + 0.5
 
     m = self.sigma_features or (16 if self.channels == 1 else 32)
     q = covariance.num_outputs(self.channels, self.sigma_form)
-    s = nn.relu(Conv(m, dtype=dt, name="sigma_1")(mid))
-    s = nn.relu(Conv(m, dtype=dt, name="sigma_2")(s))
-    s = Conv(q, dtype=dt, kernel_init=out_init, name="sigma_out")(s)
+    s = nn.relu(Conv(m, dtype=dt, conv_impl=ci, name="sigma_1")(mid))
+    s = nn.relu(Conv(m, dtype=dt, conv_impl=ci, name="sigma_2")(s))
+    s = Conv(q, dtype=dt, kernel_init=out_init, conv_impl=ci, name="sigma_out")(s)
     # Reference form: Sigma_mu = L L^T with raw entries of L (gray: out^2).
     sigma_mu = covariance.to_covariance(s.astype(jnp.float32), self.channels,
                                         self.sigma_form, lambda v: v)

@@ -16,14 +16,16 @@ class DnCNN(nn.Module):
   features: int = 64
   depth: int = 17
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"  # dbsn_jax.models.fast_conv.IMPLS; same parameters for all.
 
   @nn.compact
   def __call__(self, y, train: bool = False):
-    x = nn.relu(Conv(self.features, 3, dtype=self.dtype)(y))
+    ci = self.conv_impl
+    x = nn.relu(Conv(self.features, 3, dtype=self.dtype, conv_impl=ci)(y))
     for _ in range(self.depth - 2):
-      x = Conv(self.features, 3, use_bias=False, dtype=self.dtype)(x)
+      x = Conv(self.features, 3, use_bias=False, dtype=self.dtype, conv_impl=ci)(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                        dtype=jnp.float32)(x)
       x = nn.relu(x)
-    noise = Conv(self.channels, 3, use_bias=False, dtype=self.dtype)(x)
+    noise = Conv(self.channels, 3, use_bias=False, dtype=self.dtype, conv_impl=ci)(x)
     return y - noise.astype(jnp.float32)

@@ -6,7 +6,8 @@ from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
-from jax import lax
+
+from dbsn_jax.models import fast_conv
 
 # He-normal (fan-in), as the reference initialises every conv.
 he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
@@ -19,16 +20,17 @@ def centre_mask(kernel_size: int) -> jnp.ndarray:
   return mask.at[c, c].set(0.0)
 
 
-def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, dilation: int = 1) -> jnp.ndarray:
-  """Stride-1 "same" convolution of `(B, H, W, Cin)` by `(k, k, Cin, Cout)`."""
-  k = kernel.shape[0]
-  if k == 1:  # A 1x1 conv is a matmul over channels: cheaper than lax.conv on CPU.
+def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, dilation: int = 1,
+           impl: str = "plain") -> jnp.ndarray:
+  """Stride-1 "same" convolution of `(B, H, W, Cin)` by `(k, k, Cin, Cout)`.
+
+  `impl` (`fast_conv.IMPLS`) picks how it is computed; all agree to float rounding.
+  """
+  if fast_conv.resolve(impl) != "plain":
+    return fast_conv.conv2d(x, kernel, dilation, impl)
+  if kernel.shape[0] == 1:  # A 1x1 conv is a matmul over channels: cheaper than lax.conv on CPU.
     return jnp.einsum("bhwc,cd->bhwd", x, kernel[0, 0])
-  pad = (k - 1) // 2 * dilation
-  return lax.conv_general_dilated(
-      x, kernel, window_strides=(1, 1), padding=[(pad, pad), (pad, pad)],
-      rhs_dilation=(dilation, dilation),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return fast_conv.conv2d_plain(x, kernel, dilation)
 
 
 class Conv(nn.Module):
@@ -36,6 +38,7 @@ class Conv(nn.Module):
 
   With `masked=True` the centre tap is multiplied by zero in every forward pass, so
   the output at p never depends on the input at p (the D-BSN's first layer).
+  `conv_impl` selects the computation (`fast_conv.IMPLS`); parameters are the same.
   """
   features: int
   kernel_size: int = 1
@@ -45,6 +48,7 @@ class Conv(nn.Module):
   kernel_init: Callable[..., Any] = he_normal
   bias_init: Callable[..., Any] = nn.initializers.zeros
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -53,8 +57,9 @@ class Conv(nn.Module):
       raise ValueError(f"Conv kernel_size must be odd, got {k}")
     kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
     if self.masked:
-      kernel = kernel * centre_mask(k)[:, :, None, None]
-    y = conv2d(x.astype(self.dtype), kernel.astype(self.dtype), self.dilation)
+      kernel = kernel * centre_mask(k).astype(kernel.dtype)[:, :, None, None]
+    y = conv2d(x.astype(self.dtype), kernel.astype(self.dtype), self.dilation,
+               self.conv_impl)
     if self.use_bias:
       y = y + self.param("bias", self.bias_init, (self.features,)).astype(self.dtype)
     return y

@@ -32,10 +32,11 @@ class MWCNN(nn.Module):
   widths: Sequence[int] = (160, 256, 256)
   convs: int = 3
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"  # dbsn_jax.models.fast_conv.IMPLS; same parameters for all.
 
   def _stack(self, x, width, n):
     for _ in range(n):
-      x = nn.relu(Conv(width, 3, dtype=self.dtype)(x))
+      x = nn.relu(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(x))
     return x
 
   @nn.compact
@@ -46,11 +47,12 @@ class MWCNN(nn.Module):
     for width in self.widths:  # Encoder.
       feats = dwt(feats)
       bands.append(feats)
-      feats = nn.relu(Conv(width, 3, dtype=self.dtype)(feats))
+      feats = nn.relu(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(feats))
       feats = self._stack(feats, width, self.convs)
     for level in reversed(range(len(self.widths))):  # Decoder.
       feats = self._stack(feats, self.widths[level], self.convs)
       out_ch = bands[level].shape[-1]
-      feats = Conv(out_ch, 3, kernel_init=nn.initializers.zeros, dtype=self.dtype)(feats)
+      feats = Conv(out_ch, 3, kernel_init=nn.initializers.zeros, dtype=self.dtype,
+                   conv_impl=self.conv_impl)(feats)
       feats = iwt(feats.astype(jnp.float32) + bands[level])
     return feats[:, :h, :w]

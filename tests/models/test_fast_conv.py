@@ -1,0 +1,155 @@
+"""The fast CPU convolution paths equal the plain lax.conv path (values and gradients)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dbsn_jax.models import DBSN, DnCNN, MWCNN, fast_conv
+
+
+def _close(a, b, rel=1e-5):
+  """max |a - b| <= rel * max |b| (elementwise rtol is meaningless near zero)."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  assert a.shape == b.shape
+  scale = max(np.abs(b).max(), 1e-30)
+  assert np.abs(a - b).max() <= rel * scale, f"{np.abs(a - b).max() / scale:.2e} relative"
+
+
+def _tree_close(a, b, rel=1e-5):
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    _close(x, y, rel)
+
+
+@pytest.mark.parametrize("k,d,cin,batch,chunk_bytes", [
+    (3, 1, 1, 1, None), (3, 2, 3, 2, None), (5, 3, 3, 1, None), (3, 3, 1, 4, 1),
+    (3, 1, 3, 4, 2 * 11 * 13 * 27 * 4)])
+def test_im2col_weight_gradient_matches_plain(k, d, cin, batch, chunk_bytes, monkeypatch):
+  """Also with the batch split into chunks (1 or 2 images per chunk)."""
+  if chunk_bytes:
+    monkeypatch.setattr(fast_conv, "CHUNK_BYTES", chunk_bytes)
+  kx, kw, kg = jax.random.split(jax.random.PRNGKey(k * 10 + d), 3)
+  x = jax.random.normal(kx, (batch, 11, 13, cin))
+  w = jax.random.normal(kw, (k, k, cin, 5))
+  g = jax.random.normal(kg, (batch, 11, 13, 5))
+  _close(fast_conv.conv2d_im2col_grad(x, w, d), fast_conv.conv2d_plain(x, w, d))
+  _, vjp_fast = jax.vjp(lambda a, b: fast_conv.conv2d_im2col_grad(a, b, d), x, w)
+  _, vjp_plain = jax.vjp(lambda a, b: fast_conv.conv2d_plain(a, b, d), x, w)
+  for fast, plain in zip(vjp_fast(g), vjp_plain(g)):
+    _close(fast, plain)
+
+
+@pytest.mark.parametrize("h,w,d", [(12, 18, 2), (13, 17, 2), (11, 16, 3), (1, 5, 3)])
+def test_space_to_batch_round_trip_and_mask(h, w, d):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, h, w, 3))
+  sub, mask = fast_conv.space_to_batch(x, d)
+  assert sub.shape == (2 * d * d, -(-h // d), -(-w // d), 3)
+  np.testing.assert_array_equal(fast_conv.batch_to_space(sub, d, (h, w)), x)
+  if h % d == 0 and w % d == 0:
+    assert mask is None
+  else:  # The mask marks exactly the real pixels.
+    back = fast_conv.batch_to_space(jnp.broadcast_to(mask, sub.shape[:3] + (1,)), d,
+                                    (-(-h // d) * d, -(-w // d) * d))
+    assert float(back[:, :h, :w].min()) == 1.0 and float(back.sum()) == 2 * h * w
+  # Sub-image (a, b) of image n holds pixels (a + d i, b + d j) of image n.
+  xp = np.pad(np.asarray(x), ((0, 0), (0, (-h) % d), (0, (-w) % d), (0, 0)))
+  for a in range(d):
+    for b in range(d):
+      for n in range(2):
+        np.testing.assert_array_equal(sub[(a * d + b) * 2 + n], xp[n, a::d, b::d])
+
+
+@pytest.mark.parametrize("k,d", [(3, 2), (3, 3), (5, 3)])
+def test_space_to_batch_stack_equals_dilated_convs(k, d):
+  """Two dilated convs with bias and ReLU between them, on odd sizes: the padded pixels
+  must be re-zeroed by the mask before the second conv, as the plain zero padding is."""
+  kx, k1, k2 = jax.random.split(jax.random.PRNGKey(d), 3)
+  x = jax.random.normal(kx, (1, 13, 10, 2))
+  w1, w2 = jax.random.normal(k1, (k, k, 2, 4)), jax.random.normal(k2, (k, k, 4, 3))
+  bias = jnp.arange(4.0) - 1.0
+
+  def plain(x):
+    h = jax.nn.relu(fast_conv.conv2d_plain(x, w1, d) + bias)
+    return fast_conv.conv2d_plain(h, w2, d)
+
+  def s2b(x):
+    sub, mask = fast_conv.space_to_batch(x, d)
+    h = jax.nn.relu(fast_conv.conv2d_im2col_grad(sub, w1, 1) + bias) * mask
+    return fast_conv.batch_to_space(fast_conv.conv2d_im2col_grad(h, w2, 1), d, x.shape[1:3])
+
+  _close(s2b(x), plain(x))
+  _close(jax.grad(lambda v: jnp.sum(jnp.sin(s2b(v))))(x),
+         jax.grad(lambda v: jnp.sum(jnp.sin(plain(v))))(x))
+
+
+def _model_case(model_cls, impl, **kw):
+  return model_cls(conv_impl="plain", **kw), model_cls(conv_impl=impl, **kw)
+
+
+@pytest.mark.parametrize("impl", ["s2b", "fast"])
+@pytest.mark.parametrize("channels,shape,style", [(1, (1, 13, 17), "paper"),
+                                                  (3, (2, 12, 9), "reference")])
+def test_dbsn_fast_paths_equal_plain(impl, channels, shape, style):
+  kw = dict(channels=channels, features=8, blocks=(2, 1), mdc_style=style,
+            sigma_form="full" if channels == 3 else "diag")
+  plain, fast = _model_case(DBSN, impl, **kw)
+  y = jax.random.uniform(jax.random.PRNGKey(0), shape + (channels,))
+  params = plain.init(jax.random.PRNGKey(1), y)["params"]
+  # Same parameter tree (names and shapes), so weights load into either path.
+  assert (jax.tree.map(jnp.shape, fast.init(jax.random.PRNGKey(1), y)["params"])
+          == jax.tree.map(jnp.shape, params))
+  _tree_close(fast.apply({"params": params}, y), plain.apply({"params": params}, y))
+
+  def loss(p, v, model):
+    mu, sigma = model.apply({"params": p}, v)
+    return jnp.sum(jnp.sin(3 * mu)) + jnp.sum(sigma ** 2)
+
+  grad = jax.grad(loss, argnums=(0, 1))
+  _tree_close(grad(params, y, fast), grad(params, y, plain))
+
+
+def test_remat_keeps_parameters_and_gradients():
+  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 10, 11, 1))
+  base = DBSN(features=8, blocks=(1, 2))
+  params = base.init(jax.random.PRNGKey(1), y)["params"]
+  remat = base.clone(remat=True)
+  assert (jax.tree.map(jnp.shape, remat.init(jax.random.PRNGKey(1), y)["params"])
+          == jax.tree.map(jnp.shape, params))
+  loss = lambda p, m: jnp.sum(m.apply({"params": p}, y)[0] ** 2)  # noqa: E731
+  _tree_close(jax.grad(loss)(params, remat), jax.grad(loss)(params, base))
+
+
+@pytest.mark.parametrize("model_cls,kw,shape", [
+    (MWCNN, dict(channels=1, widths=(4, 8, 8), convs=1), (1, 13, 11, 1)),
+    (DnCNN, dict(channels=3, features=8, depth=4), (2, 9, 7, 3))])
+def test_denoisers_fast_path_equals_plain(model_cls, kw, shape):
+  plain, fast = _model_case(model_cls, "fast", **kw)
+  y = jax.random.uniform(jax.random.PRNGKey(0), shape)
+  variables = plain.init(jax.random.PRNGKey(1), y)
+  # Random (not zero-initialised) weights, so every conv's gradient is exercised.
+  leaves, tree = jax.tree.flatten(variables["params"])
+  keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
+  variables = {**variables, "params": jax.tree.unflatten(
+      tree, [p + 0.1 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])}
+  _close(fast.apply(variables, y), plain.apply(variables, y))
+  loss = lambda p, m: jnp.sum(m.apply({**variables, "params": p}, y) ** 2)  # noqa: E731
+  _tree_close(jax.grad(loss)(variables["params"], fast),
+              jax.grad(loss)(variables["params"], plain))
+
+
+def test_bfloat16_compute_on_fast_path():
+  """bf16 inputs and parameters (mixed-precision training) flow through unchanged."""
+  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 9, 12, 1))
+  plain, fast = _model_case(DBSN, "fast", features=8, blocks=(1, 1), dtype=jnp.bfloat16)
+  params = plain.init(jax.random.PRNGKey(1), y)["params"]
+  p16 = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
+  loss = lambda p, m: jnp.sum(m.apply({"params": p}, y.astype(jnp.bfloat16))[0])  # noqa: E731
+  g_fast, g_plain = jax.grad(loss)(p16, fast), jax.grad(loss)(p16, plain)
+  assert all(g.dtype == jnp.bfloat16 for g in jax.tree.leaves(g_fast))
+  _tree_close(g_fast, g_plain, rel=0.05)
+
+
+def test_resolve():
+  assert fast_conv.resolve("auto") == ("fast" if jax.default_backend() == "cpu" else "plain")
+  with pytest.raises(ValueError, match="conv_impl must be one of"):
+    fast_conv.resolve("cudnn")
