@@ -14,10 +14,12 @@ naming it), checks modes and sizes, and writes an ArrayRecord dataset that
 
 or, as an image source spec anywhere in the configs: `tfds:bsd68`, `tfds:cc15:test:noisy`.
 """
+import contextlib
 import dataclasses
 import functools
 import io
 import os
+import sys
 from typing import Optional, Tuple
 
 import numpy as np
@@ -200,8 +202,9 @@ def build(name_or_class, data_dir: Optional[str] = None, manual_dir: Optional[st
   builder = cls(data_dir=data_dir or default_data_dir(), file_format="array_record")
   if not builder.is_prepared():
     check_folder(cls.SPEC, manual_dir)  # Before TFDS creates anything.
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    with contextlib.redirect_stdout(sys.stderr):  # TFDS prints progress; stdout is for tables.
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   return builder
 
 
