@@ -51,6 +51,11 @@ def test_eval_writes_table_csv_json_and_pictures(tmp_path):
   assert abs(summary["noisy"]["psnr"] - np.mean(noisy)) < 1e-9 and 19 < np.mean(noisy) < 22
   assert summary["stage 2"]["psnr"] > summary["noisy"]["psnr"] + 3  # Bundled model denoises.
   assert results["models"]["stage 1"]["kind"] == "stage1"
+  # Stage 1 is scored at the image's own size, as training's evaluation scores it (size
+  # buckets would pad 56x64 to 64x64, and CNN_est averages over the padding).
+  _, model, params = stage1.load(wd)
+  ref = stage1.evaluate(params, model, evaluate.load_case(f"folder:{images}", "25", 1))
+  assert abs(summary["stage 1"]["psnr"] - ref["psnr_bayes"]) < 1e-3
   for name in ("grid_folder", "nlf_folder"):
     assert any(p.startswith(name) and p.endswith("awgn25.png") for p in os.listdir(out))
   grid = Image.open(next(out.glob("grid_*awgn25.png")))
