@@ -12,6 +12,9 @@ def stage1() -> ml_collections.ConfigDict:
   c.stage = "stage1"
   c.seed = 0
   c.channels = 1
+  # D-BSN's train-step computation: "bfloat16" (parameters and Adam stay fp32) or
+  # "float32". Evaluation and inference always run in fp32 (dbsn_jax.train.precision).
+  c.compute_dtype = "float32"
 
   c.model = ml_collections.ConfigDict()
   c.model.features = 96
@@ -21,7 +24,6 @@ def stage1() -> ml_collections.ConfigDict:
   c.model.sigma_form = "diag"          # Sigma_mu: "diag" or "full" (color).
   c.model.sigma_features = 0           # 0: 16 gray, 32 color.
   c.model.out_init_scale = 0.01        # Output layers start small: one run from scratch.
-  c.model.dtype = "float32"            # "bfloat16": bf16 compute, fp32 parameters.
 
   c.noise_model = ml_collections.ConfigDict()
   c.noise_model.mode = "awgn"          # "awgn", "hetero" or "multivariate".
@@ -46,7 +48,7 @@ def stage1() -> ml_collections.ConfigDict:
   c.data.train_start = 0
   c.data.train_stop = 0                # 0: to the end.
   c.data.patch_size = 96
-  c.data.batch_size = 8
+  c.data.batch_size = 8                # Per device: global batch = 8 x jax.device_count().
   c.data.augment = True
   c.data.num_threads = 2
 
@@ -85,6 +87,7 @@ def stage2() -> ml_collections.ConfigDict:
   c.stage = "stage2"
   c.seed = 0
   c.channels = 1
+  c.compute_dtype = "float32"          # The denoiser's train step; as in stage 1.
   c.stage1_workdir = ""                # Where stage 1 saved its checkpoints.
 
   c.denoiser = ml_collections.ConfigDict()
@@ -93,7 +96,6 @@ def stage2() -> ml_collections.ConfigDict:
   c.denoiser.convs = 3                 # MWCNN extra 3x3 convs per level and side.
   c.denoiser.features = 64             # DnCNN width.
   c.denoiser.depth = 17                # DnCNN layers.
-  c.denoiser.dtype = "float32"
 
   c.data = ml_collections.ConfigDict()
   c.data.clean = "shared:Train400"     # Clean images, disjoint from stage 1's noisy set.
@@ -101,7 +103,7 @@ def stage2() -> ml_collections.ConfigDict:
   c.data.clean_stop = 0
   # The real noisy images are stage 1's training images (and its noise, if synthetic).
   c.data.patch_size = 160
-  c.data.batch_size = 32
+  c.data.batch_size = 32               # Per device, each with the real_fraction split.
   c.data.real_fraction = 1 / 8         # Share of each batch from the real noisy set.
   c.data.target_margin = 16            # Context around real patches for stage-1 targets.
   c.data.augment = True
@@ -161,6 +163,8 @@ def paper(channels: int, noise_kind: str, noise_model: str, **noise) -> ml_colle
   if noise_model == "multivariate":
     s1.model.sigma_form = "full"
   s1.eval.every_steps = 6000
+  # Accelerator runs: bf16 convolutions, fp32 parameters, optimizer state and losses.
+  s1.compute_dtype = s2.compute_dtype = "bfloat16"
   s2.data.clean = s1.data.train
   s2.data.clean_start, s2.data.clean_stop = s1.data.train_stop, 0
   s2.eval.every_steps = 10_000
@@ -175,6 +179,7 @@ def cpu_budget(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   8,000 steps.
   """
   s1, s2 = config.stage1, config.stage2
+  s1.compute_dtype = s2.compute_dtype = "float32"  # CPUs have no fast bf16 convolutions.
   s1.model.features, s1.model.blocks = 48, (2, 2)
   s1.data.patch_size, s1.data.batch_size = 64, 8
   s1.eval.stop, s1.eval.crop, s1.eval.every_steps = 4, 160, 500

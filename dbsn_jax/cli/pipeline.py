@@ -9,16 +9,19 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from dbsn_jax.cli import common
+from dbsn_jax.train import distributed
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Pipeline config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for both stages and results.")
 flags.mark_flags_as_required(["config", "workdir"])
+distributed.define_flags()
 
 
 def main(argv):
   del argv
   common.setup()
+  common.guard(distributed.initialize_from_flags)
   from dbsn_jax.train import pipeline
   if "stage1" not in _CONFIG.value or "stage2" not in _CONFIG.value:
     common.fail("dbsn-pipeline needs a config with stage1 and stage2 sections")
@@ -27,6 +30,8 @@ def main(argv):
     print(f"interrupted during {out['interrupted']}; rerun the same command to resume",
           file=sys.stderr)
     sys.exit(1)
+  if not distributed.is_primary():
+    return
   print(f"\n{out['eval_set']}: {out['num_images']} images, noise {out['noise']['kind']}")
   print(common.markdown_table(out["results"]))
   print(f"\nwritten to {_WORKDIR.value}/results.json")

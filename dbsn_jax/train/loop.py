@@ -69,9 +69,15 @@ class Writer:
 
 
 def identity(config) -> Dict:
-  """The config fields a resumed run must share with the checkpoint it resumes."""
+  """The config fields a resumed run must share with the checkpoint it resumes.
+
+  Not the compute dtype: parameters are fp32 either way (older configs kept it as
+  model.dtype / denoiser.dtype).
+  """
   d = config.to_dict()
-  return {k: d.get(k) for k in ("stage", "channels", "model", "noise_model", "denoiser")}
+  out = {k: d.get(k) for k in ("stage", "channels", "model", "noise_model", "denoiser")}
+  return {k: ({f: w for f, w in v.items() if f != "dtype"} if isinstance(v, dict) else v)
+          for k, v in out.items()}
 
 
 def run(config, workdir: str, state: Any, train_step: Callable, dataset,
@@ -82,13 +88,19 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
 
   Returns the final state. Resumes from the newest checkpoint in `workdir`. `extra`
   is stored beside the config in every checkpoint (e.g. the number of images).
+  `dataset` yields local batches in global order (see `parallel`); this process
+  reads its own share. `evaluate` and `images_for_tb` get a single-device copy of the
+  state; only process 0 logs and writes files.
   """
   saved_config = {**config.to_dict(), **(extra or {})}
   from dbsn_jax.data import pipeline  # Local: keeps the train package import-light.
   tcfg = config.train
   os.makedirs(workdir, exist_ok=True)
   mgr = checkpoints.manager(workdir, tcfg.keep_checkpoints)
-  iterator = pipeline.train_iterator(dataset, config.data.num_threads)
+  iterator = pipeline.train_iterator(parallel.process_shard(dataset), config.data.num_threads)
+  mesh = parallel.make_mesh()
+  state = parallel.replicate(state, mesh)  # Restored below straight into this layout.
+  primary = jax.process_index() == 0
   if mgr.latest_step() is not None:
     # Compare configs first, so a different architecture gets a message naming it.
     saved = checkpoints.read_config(workdir)
@@ -101,14 +113,13 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
     state, data_state, _ = checkpoints.restore(mgr, state)
     iterator.set_state(data_state)
     logging.info("resumed from step %d in %s", int(state.step), workdir)
-  checkpoints.write_json(os.path.join(workdir, "config.json"), saved_config)
-  mesh = parallel.make_mesh()
-  state = parallel.replicate(state, mesh)
+  if primary:
+    checkpoints.write_json(os.path.join(workdir, "config.json"), saved_config)
   writer = Writer(workdir)
   flag = _StopFlag()
   start = int(state.step)
   t0, last_t, last_step, skipped, skipped_total = time.time(), time.time(), start, 0, 0
-  batch_size = config.data.batch_size
+  batch_size = parallel.global_batch_size(config.data.batch_size)
   with _signals(flag):
     step = start
     while step < tcfg.num_steps and not flag.stop:
@@ -138,12 +149,12 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
                               "train/skipped_steps": skipped_total})
         last_t, last_step = now, step
       if evaluate and (step % config.eval.every_steps == 0 or step == tcfg.num_steps):
-        results = evaluate(state, step)
+        results = evaluate(parallel.local_copy(state), step)
         logging.info("eval step %d: %s", step,
                      "  ".join(f"{k} {v:.3f}" for k, v in results.items()))
         writer.scalars(step, {f"eval/{k}": v for k, v in results.items()})
-        if images_for_tb:
-          writer.images(step, images_for_tb(state))
+        if images_for_tb and primary:
+          writer.images(step, images_for_tb(parallel.local_copy(state)))
       if step % tcfg.checkpoint_every == 0 or step == tcfg.num_steps or flag.stop:
         checkpoints.save(mgr, step, state, iterator.get_state(), saved_config)
   if flag.stop and step < tcfg.num_steps:

@@ -3,6 +3,8 @@ import json
 import os
 from typing import Dict
 
+import jax
+
 from dbsn_jax.train import checkpoints, stage1, stage2
 
 
@@ -32,7 +34,8 @@ def run(config, workdir: str) -> Dict:
   rows = results_table(s1["eval"], s2["eval"])
   out = {"eval_set": ec.source, "num_images": len(s2["data"][0]) if s2["data"] else 0,
          "crop": ec.crop, "noise": config.stage1.noise.to_dict(), "results": rows}
-  checkpoints.write_json(os.path.join(workdir, "results.json"), out)
+  if jax.process_index() == 0:  # Multi-host: one writer.
+    checkpoints.write_json(os.path.join(workdir, "results.json"), out)
   return out
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from dbsn_jax import evaluate as evaluation, losses, metrics, noise
 from dbsn_jax.data import pipeline, sources
 from dbsn_jax.models import DBSN, NoiseEstimator
-from dbsn_jax.train import loop, parallel, state as state_lib
+from dbsn_jax.train import loop, parallel, precision, state as state_lib
 
 
 class Stage1Model(nn.Module):
@@ -46,7 +46,8 @@ def validate(config, num_images: int = 0) -> None:
   for field in ("patch_size", "batch_size"):
     if config.data[field] <= 0:
       raise ValueError(f"data.{field} must be > 0, got {config.data[field]}")
-  parallel.check_batch(config.data.batch_size)
+  parallel.check_per_device(config.data.batch_size)
+  precision.compute_dtype(config)  # Raises on an unknown dtype.
   if config.train.num_steps <= 0:
     raise ValueError(f"train.num_steps must be > 0, got {config.train.num_steps}")
   noise.from_config(config.noise)  # Raises on bad noise settings.
@@ -59,8 +60,7 @@ def build_model(config, num_images: int = 0) -> Stage1Model:
   dbsn = DBSN(channels=config.channels, features=m.features,
               branches=tuple(tuple(b) for b in m.branches), blocks=tuple(m.blocks),
               mdc_style=m.mdc_style, sigma_form=m.sigma_form,
-              sigma_features=m.sigma_features, out_init_scale=m.out_init_scale,
-              dtype=jnp.dtype(m.dtype))
+              sigma_features=m.sigma_features, out_init_scale=m.out_init_scale)
   est = NoiseEstimator(channels=config.channels, mode=nm.mode, features=nm.features,
                        hidden_layers=nm.hidden_layers,
                        num_models=num_images if nm.per_image else 0)
@@ -85,7 +85,7 @@ def loss_fn(params, model, y, image_ids, step, loss_cfg):
   covariance heads learn the likelihood of a gradient-stopped mu; then everything
   trains jointly by the likelihood. One schedule, one run.
   """
-  mu, sigma_mu, sigma_n = model.apply({"params": params}, y, image_ids)
+  mu, sigma_mu, sigma_n = precision.to_float32(model.apply({"params": params}, y, image_ids))
   warm = step < loss_cfg.l2_warmup_steps
   mu_nll = jnp.where(warm, jax.lax.stop_gradient(mu), mu)
   nll = losses.constrained_nll if loss_cfg.kind == "constrained" else losses.gaussian_nll
@@ -95,8 +95,12 @@ def loss_fn(params, model, y, image_ids, step, loss_cfg):
 
 
 def make_train_step(config, model: Stage1Model):
-  """A jitted, pure `train_step(state, batch) -> (state, metrics)` (state donated)."""
+  """A jitted, pure `train_step(state, batch) -> (state, metrics)` (state donated).
+
+  D-BSN computes in `config.compute_dtype` (see `precision`); the rest in fp32.
+  """
   add_noise = noise.from_config(config.noise)
+  model = precision.stage1_model(model, precision.compute_dtype(config))
 
   def train_step(state, batch):
     key = jax.random.fold_in(state.key, state.step)
@@ -196,7 +200,9 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   validate(config, len(train))
   model = build_model(config, len(train))
   state = create_state(config, model, len(train))
-  ds = pipeline.train_dataset(train.images, config.data.patch_size, config.data.batch_size,
+  # Local batches of data.batch_size per device, in global order (see parallel).
+  ds = pipeline.train_dataset(train.images, config.data.patch_size,
+                              parallel.local_batch_size(config.data.batch_size),
                               config.seed, config.data.augment)
   data = eval_set(config) if config.eval.source else None
   denoise = make_denoise_fn(model)
@@ -215,15 +221,17 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
                    evaluate_fn, tb_images if data else None,
                    extra={"num_images": len(train)})
   complete = int(state.step) >= config.train.num_steps  # False when stopped by a signal.
-  results = evaluate(state.params, model, data, denoise) if data and complete else {}
+  params = parallel.local_copy(state.params)
+  results = evaluate(params, model, data, denoise) if data and complete else {}
   return {"state": state, "model": model, "eval": results, "num_images": len(train),
           "complete": complete}
 
 
-def load(workdir: str, step=None):
+def load(workdir: str, step=None, mesh=None):
   """Restore a finished or running stage-1 workdir: (config, model, params).
 
-  The config comes from the checkpoint itself, so only the path is needed.
+  The config comes from the checkpoint itself, so only the path is needed. With a
+  device `mesh` the arrays are restored replicated over it (multi-device training).
   """
   import ml_collections
   from dbsn_jax.train import checkpoints
@@ -236,5 +244,7 @@ def load(workdir: str, step=None):
   model = build_model(config, num_images)
   target = jax.eval_shape(lambda: create_state(config, model, num_images))
   target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)
+  if mesh is not None:
+    target = parallel.replicate(target, mesh)
   restored = checkpoints.restore(checkpoints.manager(workdir, create=False), target, step)
   return config, model, restored[0].params

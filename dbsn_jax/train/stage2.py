@@ -14,16 +14,16 @@ import numpy as np
 from dbsn_jax import linalg, losses, metrics, noise
 from dbsn_jax.data import mixed, sources
 from dbsn_jax.models import DnCNN, MWCNN
-from dbsn_jax.train import loop, parallel, stage1, state as state_lib
+from dbsn_jax.train import loop, parallel, precision, stage1, state as state_lib
 
 
 def build_denoiser(config):
   """The stage-2 network a config names."""
   d = config.denoiser
   if d.arch == "mwcnn":
-    return MWCNN(config.channels, tuple(d.widths), d.convs, dtype=jnp.dtype(d.dtype))
+    return MWCNN(config.channels, tuple(d.widths), d.convs)
   if d.arch == "dncnn":
-    return DnCNN(config.channels, d.features, d.depth, dtype=jnp.dtype(d.dtype))
+    return DnCNN(config.channels, d.features, d.depth)
   raise ValueError(f"denoiser.arch must be 'mwcnn' or 'dncnn', got {d.arch!r}")
 
 
@@ -48,10 +48,11 @@ def validate(config, s1_config) -> None:
   lo, hi = config.distill.scale_range
   if not 0 <= lo <= hi:
     raise ValueError(f"distill.scale_range must satisfy 0 <= a <= b, got {config.distill.scale_range}")
-  mixed.split_batch(config.data.batch_size, config.data.real_fraction)
-  parallel.check_batch(config.data.batch_size)
   if config.data.patch_size <= 0 or config.data.batch_size <= 0:
     raise ValueError("data.patch_size and data.batch_size must be > 0")
+  parallel.check_per_device(config.data.batch_size)
+  mixed.split_batch(config.data.batch_size, config.data.real_fraction)
+  precision.compute_dtype(config)  # Raises on an unknown dtype.
   if config.denoiser.arch == "mwcnn" and config.data.patch_size % 8:
     raise ValueError(f"data.patch_size must be a multiple of 8 for MWCNN, got "
                      f"{config.data.patch_size}")
@@ -77,7 +78,13 @@ def distill_loss(pred_syn, x, pred_real, x_hat, lam):
 
 
 def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
-  """Jitted `train_step(state, batch) -> (state, metrics)` with stage 1 frozen."""
+  """Jitted `train_step(state, batch) -> (state, metrics)` with stage 1 frozen.
+
+  The denoiser computes in `config.compute_dtype` (see `precision`); the stage-1
+  teacher, the noise synthesis and the loss in fp32.
+  """
+  model = precision.denoiser(model, precision.compute_dtype(config))
+  s1_params = parallel.replicate(s1_params, parallel.make_mesh())
   add_noise = noise.from_config(s1_config.noise)
   m = config.data.target_margin
   p = config.data.patch_size
@@ -102,6 +109,7 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
 
     def loss_fn(params):
       out, stats = apply_denoiser(model, params, state.batch_stats, inputs, train=True)
+      out = precision.to_float32(out)
       n = x.shape[0]
       return distill_loss(out[:n], x, out[n:], jax.lax.stop_gradient(x_hat), lam), (out, stats)
 
@@ -146,7 +154,8 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   """Distil the stage-1 run in config.stage1_workdir into a denoiser in `workdir`."""
   if not config.stage1_workdir:
     raise ValueError("stage1_workdir is not set (the stage-1 workdir to distil)")
-  s1_config, s1_model, s1_params = stage1.load(config.stage1_workdir)
+  s1_config, s1_model, s1_params = stage1.load(config.stage1_workdir,
+                                                mesh=parallel.make_mesh())
   validate(config, s1_config)
   real = sources.load(s1_config.data.train, s1_config.channels, s1_config.data.train_start,
                       s1_config.data.train_stop or None)
@@ -155,9 +164,11 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   num_images = len(real)
   model = build_denoiser(config)
   state = create_state(config, model)
-  ds = mixed.mixed_dataset(clean.images, real.images, config.data.patch_size,
-                           config.data.target_margin, config.data.batch_size,
-                           config.data.real_fraction, config.seed, config.data.augment)
+  # One element per device (each with the same clean/real split), stacked into this
+  # process's local batches in global order (see parallel).
+  ds = parallel.stack_devices(mixed.mixed_dataset(
+      clean.images, real.images, config.data.patch_size, config.data.target_margin,
+      config.data.batch_size, config.data.real_fraction, config.seed, config.data.augment))
   data = stage1.eval_set(s1_config) if s1_config.eval.source else None
   denoise = make_denoise_fn(model)
   evaluate_fn = (lambda st, step: evaluate(model, st, data, denoise)) if data else None
@@ -174,7 +185,8 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
 
   state = loop.run(config, workdir, state, step, ds, evaluate_fn, tb_images if data else None)
   complete = int(state.step) >= config.train.num_steps  # False when stopped by a signal.
-  results = evaluate(model, state, data, denoise) if data and complete else {}
+  results = evaluate(model, parallel.local_copy(state), data, denoise) \
+      if data and complete else {}
   return {"state": state, "model": model, "eval": results, "data": data,
           "stage1": (s1_config, s1_model, s1_params), "complete": complete}
 

@@ -1,4 +1,4 @@
-"""Data parallelism: 2 forced host devices give the same step as 1 device."""
+"""Data parallelism: 2 forced host devices give the same step as 1 device, both stages."""
 import os
 import subprocess
 import sys
@@ -10,20 +10,47 @@ from tests.conftest import REPO
 
 SCRIPT = textwrap.dedent("""
     import jax, numpy as np
-    from dbsn_jax.train import parallel, stage1
+    from dbsn_jax import defaults
+    from dbsn_jax.data import mixed
+    from dbsn_jax.train import parallel, stage1, stage2
     from tests.conftest import tiny_stage1_config
+    flat = lambda t: [np.asarray(x).ravel() for x in jax.tree.leaves(t)]
+    rng = np.random.default_rng(0)
+    mesh = parallel.make_mesh()
+
+    # Stage 1: one step on a global batch of 4.
     config = tiny_stage1_config()
     model = stage1.build_model(config)
-    mesh = parallel.make_mesh()
     state = parallel.replicate(stage1.create_state(config, model), mesh)
-    rng = np.random.default_rng(0)
     batch = {"image": rng.random((4, 24, 24, 1), np.float32),
              "image_id": np.zeros((4,), np.int32)}
-    state, m = stage1.make_train_step(config, model)(state, parallel.shard_batch(batch, mesh))
-    leaves = [np.asarray(x).ravel() for x in jax.tree.leaves(state.params)]
-    np.save(sys.argv[1], np.concatenate([[float(m["loss"]), jax.device_count()]] + leaves))
+    state, m1 = stage1.make_train_step(config, model)(state, parallel.shard_batch(batch, mesh))
+    out = [[float(m1["loss"]), jax.device_count()]] + flat(state.params)
+
+    # Stage 2 (DnCNN: its BatchNorm statistics span the devices): 6 clean + 2 real rows.
+    s2 = defaults.stage2()
+    s2.denoiser.arch, s2.denoiser.features, s2.denoiser.depth = "dncnn", 8, 3
+    s2.data.patch_size, s2.data.target_margin = 16, 4
+    den = stage2.build_denoiser(s2)
+    st2 = parallel.replicate(stage2.create_state(s2, den), mesh)
+    s1p = stage1.create_state(config, model).params
+    step2 = stage2.make_train_step(s2, den, config, model, s1p, 1)
+    batch2 = {"clean": rng.random((6, 16, 16, 1), np.float32),
+              "real": rng.random((2, 24, 24, 1), np.float32),
+              "real_id": np.zeros((2,), np.int32)}
+    st2, m2 = step2(st2, parallel.shard_batch(batch2, mesh))
+    out += [[float(m2["loss"])]] + flat(st2.params) + flat(st2.batch_stats)
+    np.save(sys.argv[1], np.concatenate(out))
+
+    # Per-device stage-2 batches keep their clean/real split on every device.
+    ds = parallel.stack_devices(mixed.mixed_dataset(
+        [rng.random((40, 40, 1), np.float32)], [rng.random((40, 40, 1), np.float32)],
+        16, 4, 4, 0.25, 0))
+    b = parallel.shard_batch(ds[0], mesh)
+    print("rows", b["clean"].shape[0], b["real"].shape[0],
+          [s.data.shape[0] for s in b["real"].addressable_shards])
     try:
-      parallel.check_batch(3)
+      parallel.shard_batch({"image": np.zeros((3, 2))}, mesh)
     except ValueError as e:
       print(e)
 """)
@@ -43,6 +70,10 @@ def test_two_devices_match_one(tmp_path):
   one, _ = _run(tmp_path, 1)
   two, msg = _run(tmp_path, 2)
   assert one[1] == 1 and two[1] == 2
-  np.testing.assert_allclose(two[0], one[0], rtol=1e-5)
+  assert one.shape == two.shape
+  np.testing.assert_allclose(two[0], one[0], rtol=1e-5)  # Stage-1 loss.
+  # Stage-1 parameters, stage-2 loss, parameters and BatchNorm statistics.
   np.testing.assert_allclose(two[2:], one[2:], rtol=1e-5, atol=1e-6)
-  assert "data.batch_size = 3 is not divisible by the 2 devices" in msg
+  # data.batch_size is per device: 2 devices x (3 clean + 1 real), 1 real row each.
+  assert "rows 6 2 [1, 1]" in msg
+  assert "the batch's ['image'] rows = 3 is not divisible by the 2 devices" in msg
