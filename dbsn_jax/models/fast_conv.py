@@ -24,9 +24,12 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-# 'plain': lax.conv everywhere (XLA's own gradients); 's2b': space-to-batch only;
-# 'fast': space-to-batch and the im2col weight gradient; 'auto': 'fast' on CPU, 'plain'
-# on GPUs and TPUs (their native convolutions and gradients are fast).
+# 'plain': lax.conv everywhere (XLA's own gradients); 's2b': D-BSN's dilated branches
+# by space-to-batch; 'fast': the im2col filter gradient where it pays (`im2col_pays`);
+# 'auto': 'fast' on CPU, 'plain' on GPUs and TPUs (their native gradients are fast).
+# Space-to-batch is not part of 'fast': XLA's CPU convolutions (YNNPACK) run dilated
+# kernels at the undilated speed, and the sub-images add padding, masks and transposes
+# (measured slower at the CPU-budget size, see README "Speed").
 IMPLS = ("plain", "s2b", "fast", "auto")
 
 
@@ -40,7 +43,7 @@ def resolve(impl: str) -> str:
 
 
 def uses_space_to_batch(impl: str) -> bool:
-  return resolve(impl) in ("s2b", "fast")
+  return resolve(impl) == "s2b"
 
 
 def uses_im2col_grad(impl: str) -> bool:
@@ -122,17 +125,33 @@ conv2d_im2col_grad.defvjp(_fwd, _bwd)
 
 
 def dense(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
-  """A 1x1 conv, `(..., Cin) @ (Cin, Cout)`, as a plain 2-D matmul."""
-  lead = x.shape[:-1]
-  return (x.reshape(-1, x.shape[-1]) @ kernel).reshape(*lead, kernel.shape[-1])
+  """A 1x1 conv, `(B, H, W, Cin) @ (Cin, Cout)`. (Kept 4-D: XLA CPU then fuses the
+  following bias and ReLU into the matmul; a 2-D reshape in between costs an extra
+  pass over the activations.)"""
+  return jnp.einsum("bhwc,cd->bhwd", x, kernel)
+
+
+# The im2col filter gradient pays only for wide layers on many pixels. Measured (CPU
+# seconds, 3x3, dilation 1-3, 2 cores): 96 -> 96 channels on 8 x 96 x 96: XLA 255-280 ms,
+# im2col 117-120 ms; on 8 x 64 x 64: 59-73 vs 56-61 ms; 64 -> 64 or narrower: XLA is
+# 1.5-2x faster (its gradient is efficient there and im2col's copies dominate).
+IM2COL_MIN_CHANNELS = 96 * 96   # Cin x Cout.
+IM2COL_MIN_PIXELS = 65_536      # B x H x W.
+
+
+def im2col_pays(x_shape, kernel_shape) -> bool:
+  """Whether the im2col filter gradient beats XLA's for this layer (measured rule)."""
+  b, h, w, _ = x_shape
+  return (kernel_shape[2] * kernel_shape[3] >= IM2COL_MIN_CHANNELS
+          and b * h * w >= IM2COL_MIN_PIXELS)
 
 
 def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, dilation: int = 1,
            impl: str = "auto") -> jnp.ndarray:
   """Stride-1 'same' conv by `(k, k, Cin, Cout)` with the implementation `impl`."""
-  if kernel.shape[0] == 1:  # A 1x1 conv is a matmul over channels.
+  if kernel.shape[0] == 1:  # A 1x1 conv is a matmul over channels (every impl).
     return dense(x, kernel[0, 0])
-  if uses_im2col_grad(impl):
+  if uses_im2col_grad(impl) and im2col_pays(x.shape, kernel.shape):
     return conv2d_im2col_grad(x, kernel, dilation)
   return conv2d_plain(x, kernel, dilation)
 

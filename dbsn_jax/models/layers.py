@@ -26,11 +26,7 @@ def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, dilation: int = 1,
 
   `impl` (`fast_conv.IMPLS`) picks how it is computed; all agree to float rounding.
   """
-  if fast_conv.resolve(impl) != "plain":
-    return fast_conv.conv2d(x, kernel, dilation, impl)
-  if kernel.shape[0] == 1:  # A 1x1 conv is a matmul over channels: cheaper than lax.conv on CPU.
-    return jnp.einsum("bhwc,cd->bhwd", x, kernel[0, 0])
-  return fast_conv.conv2d_plain(x, kernel, dilation)
+  return fast_conv.conv2d(x, kernel, dilation, impl)
 
 
 class Conv(nn.Module):

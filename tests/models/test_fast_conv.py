@@ -6,6 +6,8 @@ import pytest
 
 from dbsn_jax.models import DBSN, DnCNN, MWCNN, fast_conv
 
+_RULE = fast_conv.IM2COL_MIN_CHANNELS, fast_conv.IM2COL_MIN_PIXELS
+
 
 def _close(a, b, rel=1e-5):
   """max |a - b| <= rel * max |b| (elementwise rtol is meaningless near zero)."""
@@ -86,6 +88,13 @@ def _model_case(model_cls, impl, **kw):
   return model_cls(conv_impl="plain", **kw), model_cls(conv_impl=impl, **kw)
 
 
+@pytest.fixture(autouse=True)
+def _im2col_everywhere(monkeypatch):
+  """Tiny test layers take the im2col gradient too (normally only wide, large ones)."""
+  monkeypatch.setattr(fast_conv, "IM2COL_MIN_CHANNELS", 0)
+  monkeypatch.setattr(fast_conv, "IM2COL_MIN_PIXELS", 0)
+
+
 @pytest.mark.parametrize("impl", ["s2b", "fast"])
 @pytest.mark.parametrize("channels,shape,style", [(1, (1, 13, 17), "paper"),
                                                   (3, (2, 12, 9), "reference")])
@@ -147,6 +156,14 @@ def test_bfloat16_compute_on_fast_path():
   g_fast, g_plain = jax.grad(loss)(p16, fast), jax.grad(loss)(p16, plain)
   assert all(g.dtype == jnp.bfloat16 for g in jax.tree.leaves(g_fast))
   _tree_close(g_fast, g_plain, rel=0.05)
+
+
+def test_im2col_rule(monkeypatch):
+  monkeypatch.setattr(fast_conv, "IM2COL_MIN_CHANNELS", _RULE[0])
+  monkeypatch.setattr(fast_conv, "IM2COL_MIN_PIXELS", _RULE[1])
+  assert fast_conv.im2col_pays((8, 96, 96, 96), (3, 3, 96, 96))      # D-BSN reference
+  assert not fast_conv.im2col_pays((8, 64, 64, 48), (3, 3, 48, 48))  # CPU budget
+  assert not fast_conv.im2col_pays((1, 96, 96, 96), (3, 3, 96, 96))  # few pixels
 
 
 def test_resolve():
