@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dbsn_jax import losses
+from dbsn_jax import losses, realworld
 from dbsn_jax.models import DnCNN, MWCNN
 
 # Per-axis bucket sides: 2^k and 3 * 2^(k-1), so padding wastes at most 50 % per axis.
@@ -62,9 +62,11 @@ class Denoiser:
   max_pixels: int = 1536 * 1536  # Tile when an image has more pixels than this.
   bucket: bool = True
   config: Optional[Dict] = None
+  post_fn: Optional[Callable] = None  # (params, x) after cropping: e.g. a guided filter.
 
   def __post_init__(self):
     self._finish = jax.jit(self.finish_fn)
+    self._post = jax.jit(self.post_fn) if self.post_fn else None
     self.traces = 0  # Compilations of local_fn (for tests and reports).
 
     def counted(params, y):
@@ -73,7 +75,8 @@ class Denoiser:
     self._local = jax.jit(counted)
 
   def apply_fn(self, params, y):
-    return self.finish_fn(params, y, self.local_fn(params, y))
+    x = self.finish_fn(params, y, self.local_fn(params, y))
+    return self.post_fn(params, x) if self.post_fn else x
 
   # -- array plumbing ---------------------------------------------------------------
   def _pad(self, y, h, w):
@@ -114,7 +117,11 @@ class Denoiser:
     else:
       canvas = self._pad(y, bucket_size(h, m), bucket_size(w, m))
     parts = self._local_tiled(canvas) if tiled else self._local(self.params, canvas)
-    return self._finish(self.params, canvas, parts)[:, :h, :w]
+    # The image area, so that per-image averages (CNN_est's awgn and multivariate modes)
+    # leave the padding out; an array, not a shape, so finish_fn compiles per bucket.
+    parts["valid"] = jnp.zeros(canvas.shape[:3] + (1,), jnp.float32).at[:, :h, :w].set(1.0)
+    x = self._finish(self.params, canvas, parts)[:, :h, :w]
+    return self._post(self.params, x) if self._post else x
 
   def __call__(self, image, tile: Optional[bool] = None):
     """Denoise an image or batch; same shape, dtype and range as the input."""
@@ -162,26 +169,45 @@ def _starts(size: int, tile: int, overlap: int, multiple: int):
 
 # -- building denoisers from trained models -------------------------------------------
 def stage1_denoiser(config, model, params, **kw) -> Denoiser:
-  """D-BSN + CNN_est + Bayes rule (paper Eq. 9)."""
+  """D-BSN + CNN_est + Bayes rule (paper Eq. 9).
+
+  Real-photo models (`realworld.downsample` f > 1) run D-BSN on the f^2 pixel-shuffled
+  sub-images of the (tile of the) image, each sub-image with its Bayer group's noise
+  model, reassemble, and guided-filter the cropped result if the config asks. Tiles
+  start at multiples of f, so every pixel keeps its Bayer phase.
+  """
   from dbsn_jax.train import stage1
+  rw = realworld.settings(config)
+  f, groups = rw.downsample, rw.num_groups
+  down = (lambda v: realworld.downsample(v, f)) if f > 1 else (lambda v: v)  # noqa: E731
+  up = (lambda v, shape: realworld.upsample(v, f, shape[1:3])) if f > 1 \
+      else (lambda v, shape: v)  # noqa: E731
+  num = model.noise_model.num_models
+  per_group = num // groups if groups > 1 else num
 
   def local(p, y):
-    mu, sigma_mu = model.dbsn.apply({"params": p["dbsn"]}, y)
-    return {"mu": mu, "sigma_mu": sigma_mu}
+    mu, sigma_mu = model.dbsn.apply({"params": p["dbsn"]}, down(y))
+    return {"mu": up(mu, y.shape), "sigma_mu": up(sigma_mu, y.shape)}
 
   def finish(p, y, parts):
-    mu, sigma_mu = parts["mu"], parts["sigma_mu"]
-    ids = jnp.zeros((y.shape[0],), jnp.int32)
-    if model.noise_model.num_models:
-      ids = stage1.select_noise_models(p, model, y, mu)
-    src = jax.lax.stop_gradient(mu) if model.noise_input == "mu" else y
-    sigma_n = model.noise_model.apply({"params": p["noise_model"]}, src, ids)
+    mu, sigma_mu, valid = parts["mu"], parts["sigma_mu"], parts.get("valid")
+    ys, mus = down(y), down(mu)
+    ids = realworld.model_ids(jnp.zeros((y.shape[0],), jnp.int32), rw, per_image=False)
+    if per_group > 1:
+      ids = stage1.select_noise_models(p, model, ys, mus, groups=ids if groups > 1 else None,
+                                       num_groups=groups)
+    src = jax.lax.stop_gradient(mus) if model.noise_input == "mu" else ys
+    mask = None if valid is None else down(valid)
+    sigma_n = up(model.noise_model.apply({"params": p["noise_model"]}, src, ids, mask), y.shape)
     return losses.bayes_estimate(y, mu, sigma_mu, sigma_n)
 
+  post = None
+  if rw.guided_filter:
+    post = lambda p, x: realworld.guided_filter(x, x, rw.gf_radius, rw.gf_eps)  # noqa: E731
   # Constant padding: mirrored borders would show a pixel to itself through the mirror.
   return Denoiser(local, finish, params, config.channels, "stage1",
-                  model.dbsn.receptive_radius, pad_mode="constant", pad_value=0.5,
-                  config=config.to_dict(), **kw)
+                  f * model.dbsn.receptive_radius, multiple=f, pad_mode="constant",
+                  pad_value=0.5, config=config.to_dict(), post_fn=post, **kw)
 
 
 def stage2_denoiser(config, model, variables, **kw) -> Denoiser:

@@ -9,13 +9,14 @@ from dbsn_jax.train import stage1, stage2
 from tests.conftest import REPO
 
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
+ARGS = {"real_folder.py": ("/photos",)}  # Configs that need a config string.
 
 
-def _load(path):
+def _load(path, *args):
   spec = importlib.util.spec_from_file_location("config", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return module.get_config(*(args or ARGS.get(os.path.basename(path), ())))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
@@ -34,3 +35,19 @@ def test_paper_configs_use_the_reference_size():
   assert config.stage1.model.features == 96 and tuple(config.stage1.model.blocks) == (8, 8)
   assert tuple(config.stage2.denoiser.widths) == (160, 256, 256)
   assert config.stage1.data.patch_size == 96 and config.stage1.data.batch_size == 8
+
+
+@pytest.mark.parametrize("name,arg", [("real_cc15.py", "cpu"), ("real_folder.py", "/p,cpu")])
+def test_real_photo_configs_down_sample_with_bayer_groups(name, arg):
+  for config in (_load(os.path.join(REPO, "configs", name)),
+                 _load(os.path.join(REPO, "configs", name), arg)):
+    s1 = config.stage1
+    stage1.validate(s1)
+    stage2.validate(config.stage2, s1)
+    assert (s1.realworld.downsample, s1.realworld.bayer_groups, s1.noise.kind) == (4, True, "none")
+    assert config.stage2.data.patch_size % 4 == 0
+
+
+def test_real_folder_config_names_its_missing_folder():
+  with pytest.raises(ValueError, match="real_folder needs the noisy photo folder"):
+    _load(os.path.join(REPO, "configs", "real_folder.py"), "")

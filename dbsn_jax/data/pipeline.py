@@ -5,7 +5,7 @@ deterministic for a seed and its iterator state (a position) checkpoints exactly
 Noise is not added here: the jitted train step adds it from its own PRNG key, so every
 draw of a clean patch gets fresh noise.
 """
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 import grain
 import numpy as np
@@ -31,8 +31,11 @@ def pad_to(img: np.ndarray, size: int) -> np.ndarray:
 class RandomPatch(grain.transforms.RandomMap):
   """Index -> {'image': (P, P, C) float32, 'image_id': int32} from a random image."""
 
-  def __init__(self, images: List[np.ndarray], patch_size: int, augment: bool = True):
+  def __init__(self, images: List[np.ndarray], patch_size: int, augment: bool = True,
+               image_ids: Optional[Sequence[int]] = None):
     self.images = [pad_to(im, patch_size) for im in images]
+    # The id reported for image j (default j): e.g. the noise model of a sub-image.
+    self.image_ids = list(range(len(images))) if image_ids is None else list(image_ids)
     self.patch_size = patch_size
     self.augment = augment
 
@@ -44,16 +47,18 @@ class RandomPatch(grain.transforms.RandomMap):
     patch = img[top:top + p, left:left + p]
     if self.augment:
       patch = dihedral(patch, int(rng.integers(8)))
-    return {"image": np.ascontiguousarray(patch, np.float32), "image_id": np.int32(j)}
+    return {"image": np.ascontiguousarray(patch, np.float32),
+            "image_id": np.int32(self.image_ids[j])}
 
 
 def train_dataset(images: List[np.ndarray], patch_size: int, batch_size: int,
-                  seed: int, augment: bool = True) -> grain.MapDataset:
+                  seed: int, augment: bool = True,
+                  image_ids: Optional[Sequence[int]] = None) -> grain.MapDataset:
   """Endless MapDataset of batches `{'image': (B, P, P, C), 'image_id': (B,)}`."""
   if not images:
     raise ValueError("the training set is empty")
   ds = grain.MapDataset.range(ENDLESS)
-  ds = ds.random_map(RandomPatch(images, patch_size, augment), seed=seed)
+  ds = ds.random_map(RandomPatch(images, patch_size, augment, image_ids), seed=seed)
   return ds.batch(batch_size, drop_remainder=True)
 
 

@@ -41,7 +41,9 @@ class NoiseEstimator(nn.Module):
     return jnp.einsum("bhwc,bcd->bhwd", x, w[ids]) + b[ids][:, None, None, :]
 
   @nn.compact
-  def __call__(self, x, image_ids=None):
+  def __call__(self, x, image_ids=None, mask=None):
+    """`mask (B, H, W, 1)`, optional: the pixels the per-image average runs over (the
+    image inside a padded canvas)."""
     if self.mode not in MODES:
       raise ValueError(f"noise_model.mode must be one of {MODES}, got {self.mode!r}")
     if self.num_models and image_ids is None:
@@ -58,6 +60,12 @@ class NoiseEstimator(nn.Module):
     q = covariance.num_outputs(self.channels, form)
     out = self._dense(h, image_ids, q, "out", nn.initializers.zeros)
     if self.mode != "hetero":
-      out = jnp.broadcast_to(out.mean(axis=(1, 2), keepdims=True), out.shape)
+      if mask is None:
+        mean = out.mean(axis=(1, 2), keepdims=True)
+      else:
+        m = mask.astype(out.dtype)
+        mean = jnp.sum(out * m, axis=(1, 2), keepdims=True) / jnp.maximum(
+            jnp.sum(m, axis=(1, 2), keepdims=True), 1.0)
+      out = jnp.broadcast_to(mean, out.shape)
     std = lambda v: jax.nn.softplus(v - self.offset) + self.floor  # noqa: E731
     return covariance.to_covariance(out, self.channels, form, std)

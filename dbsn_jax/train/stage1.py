@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import evaluate as evaluation, losses, metrics, noise
+from dbsn_jax import evaluate as evaluation, losses, metrics, noise, realworld
 from dbsn_jax.data import pipeline, sources
 from dbsn_jax.models import DBSN, NoiseEstimator
 from dbsn_jax.train import loop, parallel, precision, state as state_lib
@@ -51,19 +51,22 @@ def validate(config, num_images: int = 0) -> None:
   if config.train.num_steps <= 0:
     raise ValueError(f"train.num_steps must be > 0, got {config.train.num_steps}")
   noise.from_config(config.noise)  # Raises on bad noise settings.
+  realworld.settings(config)  # Raises on bad down-sampling / guided-filter settings.
   build_model(config, num_images).dbsn.check()
 
 
 def build_model(config, num_images: int = 0) -> Stage1Model:
   """The stage-1 model a config describes (`num_images` sizes a per-image CNN_est)."""
   m, nm = config.model, config.noise_model
+  num_models = realworld.num_noise_models(num_images, realworld.settings(config), nm.per_image)
   dbsn = DBSN(channels=config.channels, features=m.features,
               branches=tuple(tuple(b) for b in m.branches), blocks=tuple(m.blocks),
               mdc_style=m.mdc_style, sigma_form=m.sigma_form,
-              sigma_features=m.sigma_features, out_init_scale=m.out_init_scale)
+              sigma_features=m.sigma_features, out_init_scale=m.out_init_scale,
+              remat=bool(m.get("remat", False)))
   est = NoiseEstimator(channels=config.channels, mode=nm.mode, features=nm.features,
                        hidden_layers=nm.hidden_layers,
-                       num_models=num_images if nm.per_image else 0)
+                       num_models=num_models)
   return Stage1Model(dbsn, est, nm.input)
 
 
@@ -125,13 +128,29 @@ def make_train_step(config, model: Stage1Model):
   return jax.jit(train_step, donate_argnums=0)
 
 
-def make_denoise_fn(model: Stage1Model):
-  """Jitted `(params, y (B, H, W, C), ids) -> dict(mu, bayes, sigma_mu, sigma_n)`."""
+def make_denoise_fn(model: Stage1Model, rw: realworld.Settings = realworld.Settings()):
+  """Jitted `(params, y (B, H, W, C), ids) -> dict(mu, bayes, sigma_mu, sigma_n[, filtered])`.
+
+  With down-sampling by f, `ids (B f^2,)` name the noise model of every sub-image
+  (`realworld.model_ids`); the sub-images are denoised and reassembled to full size,
+  then the Bayes estimate is guided-filtered ('filtered') if the config asks.
+  """
+  f = rw.downsample
+
   @jax.jit
-  def denoise(params, y, image_ids):
-    mu, sigma_mu, sigma_n = model.apply({"params": params}, y, image_ids)
-    return {"mu": mu, "bayes": losses.bayes_estimate(y, mu, sigma_mu, sigma_n),
-            "sigma_mu": sigma_mu, "sigma_n": sigma_n}
+  def denoise(params, y, model_ids):
+    ys = realworld.downsample(y, f) if f > 1 else y
+    mu, sigma_mu, sigma_n = model.apply({"params": params}, ys, model_ids)
+    out = {"mu": mu, "bayes": losses.bayes_estimate(ys, mu, sigma_mu, sigma_n),
+           "sigma_mu": sigma_mu, "sigma_n": sigma_n}
+    if f > 1:
+      out = {k: realworld.upsample(v, f, y.shape[1:3]) for k, v in out.items()}
+    if rw.guided_filter:
+      # Self-guided: the estimate's own edges steer it, so the filter smooths the
+      # down-sampling seams without copying noise back from the noisy input.
+      out["filtered"] = realworld.guided_filter(out["bayes"], out["bayes"], rw.gf_radius,
+                                                rw.gf_eps)
+    return out
   return denoise
 
 
@@ -150,9 +169,11 @@ def eval_set(config):
                               stop, ec.crop)
 
 
-def select_noise_models(params, model: Stage1Model, y, mu, crop: int = 64):
+def select_noise_models(params, model: Stage1Model, y, mu, crop: int = 64, groups=None,
+                        num_groups: int = 1):
   """For a per-image CNN_est on an unseen image: the id whose model best explains the
-  residual y - mu (largest likelihood on a centre crop)."""
+  residual y - mu (largest likelihood on a centre crop). With Bayer groups, image b only
+  considers the models of its group `groups[b]` (ids image * num_groups + group)."""
   num = model.noise_model.num_models
   yc, mc = (evaluation.centre_crop(a, crop) for a in (y, mu))
   src = mc if model.noise_input == "mu" else yc
@@ -166,26 +187,50 @@ def select_noise_models(params, model: Stage1Model, y, mu, crop: int = 64):
         cov, r)
 
   scores = jax.lax.map(score, jnp.arange(num))  # (M, B)
+  if groups is not None:
+    same = (jnp.arange(num)[:, None] % num_groups) == jnp.asarray(groups)[None, :]
+    scores = jnp.where(same, scores, jnp.inf)
   return jnp.argmin(scores, axis=0).astype(jnp.int32)
 
 
-def evaluate(params, model: Stage1Model, data, denoise=None) -> Dict[str, float]:
-  """Mean PSNR/SSIM of the noisy input, mu and the Bayes estimate on `data`."""
+def make_image_denoiser(model: Stage1Model, rw: realworld.Settings = realworld.Settings()):
+  """`(params, y (1, H, W, C)) -> outputs` for images whose noise model is unknown: a
+  per-image CNN_est picks, per (sub-)image, the model of highest likelihood."""
+  denoise = make_denoise_fn(model, rw)
+  groups = rw.num_groups
+  per_group = model.noise_model.num_models // groups if groups > 1 else \
+      model.noise_model.num_models
+  select = jax.jit(functools.partial(select_noise_models, model=model, num_groups=groups))
+  f = rw.downsample
+
+  def run(params, y):
+    ids = realworld.model_ids(jnp.zeros((y.shape[0],), jnp.int32), rw, per_image=False)
+    out = denoise(params, y, ids)
+    if per_group > 1:
+      down = (lambda v: realworld.downsample(v, f)) if f > 1 else (lambda v: v)  # noqa: E731
+      ids = select(params, y=down(y), mu=down(out["mu"]), groups=ids if groups > 1 else None)
+      out = denoise(params, y, ids)
+    return out
+  return run
+
+
+def evaluate(params, model: Stage1Model, data, denoise=None,
+             rw: realworld.Settings = realworld.Settings()) -> Dict[str, float]:
+  """Mean PSNR/SSIM of the noisy input, mu and the Bayes estimate (and its guided-filtered
+  version) on `data`; `denoise` is a `make_image_denoiser` function."""
   noisy, clean, covs, _ = data
-  denoise = denoise or make_denoise_fn(model)
+  denoise = denoise or make_image_denoiser(model, rw)
   rows = []
   for i, (y, x) in enumerate(zip(noisy, clean)):
     yb, xb = jnp.asarray(y)[None], jnp.asarray(x)[None]
-    ids = jnp.zeros((1,), jnp.int32)
-    out = denoise(params, yb, ids)
-    if model.noise_model.num_models:
-      ids = jax.jit(functools.partial(select_noise_models, model=model))(
-          params, y=yb, mu=out["mu"])
-      out = denoise(params, yb, ids)
+    out = denoise(params, yb)
     row = {"psnr_noisy": metrics.psnr(yb, xb)[0], "psnr_mu": metrics.psnr(out["mu"], xb)[0],
            "psnr_bayes": metrics.psnr(out["bayes"], xb)[0],
            "ssim_noisy": metrics.ssim(yb, xb)[0], "ssim_mu": metrics.ssim(out["mu"], xb)[0],
            "ssim_bayes": metrics.ssim(out["bayes"], xb)[0]}
+    if "filtered" in out:
+      row["psnr_filtered"] = metrics.psnr(out["filtered"], xb)[0]
+      row["ssim_filtered"] = metrics.ssim(out["filtered"], xb)[0]
     if covs is not None:
       row["noise_std_error"] = metrics.noise_std_error(out["sigma_n"], jnp.asarray(covs[i])[None])
     rows.append({k: float(v) for k, v in row.items()})
@@ -198,22 +243,27 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   train = sources.load(config.data.train, config.channels, config.data.train_start,
                        config.data.train_stop or None)
   validate(config, len(train))
+  rw = realworld.settings(config)
   model = build_model(config, len(train))
   state = create_state(config, model, len(train))
+  images, ids = train.images, None
+  if rw.downsample > 1:  # Train on the sub-images, each tagged with its noise model.
+    images, ids = realworld.split_images(train.images, rw, config.noise_model.per_image)
   # Local batches of data.batch_size per device, in global order (see parallel).
-  ds = pipeline.train_dataset(train.images, config.data.patch_size,
+  ds = pipeline.train_dataset(images, config.data.patch_size,
                               parallel.local_batch_size(config.data.batch_size),
-                              config.seed, config.data.augment)
+                              config.seed, config.data.augment, image_ids=ids)
   data = eval_set(config) if config.eval.source else None
-  denoise = make_denoise_fn(model)
-  evaluate_fn = (lambda st, step: evaluate(st.params, model, data, denoise)) if data else None
+  denoise = make_image_denoiser(model, rw)
+  evaluate_fn = (lambda st, step: evaluate(st.params, model, data, denoise, rw)) if data \
+      else None
 
   def tb_images(st):
     """The dbsn-eval grid of the first eval image (noisy, mu, Bayes, clean), process 0."""
     if jax.process_index():
       return {}
     from dbsn_jax import report
-    out = denoise(st.params, jnp.asarray(data[0][0])[None], jnp.zeros((1,), jnp.int32))
+    out = denoise(st.params, jnp.asarray(data[0][0])[None])
     outputs = {"stage 1 (mu)": np.asarray(out["mu"][0]), "stage 1": np.asarray(out["bayes"][0])}
     return {"eval/grid": report.training_grid(data[0][0], outputs, data[1][0])}
 
@@ -222,7 +272,7 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
                    extra={"num_images": len(train)})
   complete = int(state.step) >= config.train.num_steps  # False when stopped by a signal.
   params = parallel.local_copy(state.params)
-  results = evaluate(params, model, data, denoise) if data and complete else {}
+  results = evaluate(params, model, data, denoise, rw) if data and complete else {}
   return {"state": state, "model": model, "eval": results, "num_images": len(train),
           "complete": complete}
 

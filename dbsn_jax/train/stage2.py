@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import linalg, losses, metrics, noise
+from dbsn_jax import linalg, losses, metrics, noise, realworld
 from dbsn_jax.data import mixed, sources
 from dbsn_jax.models import DnCNN, MWCNN
 from dbsn_jax.train import loop, parallel, precision, stage1, state as state_lib
@@ -53,22 +53,61 @@ def validate(config, s1_config) -> None:
   parallel.check_per_device(config.data.batch_size)
   mixed.split_batch(config.data.batch_size, config.data.real_fraction)
   precision.compute_dtype(config)  # Raises on an unknown dtype.
+  f = realworld.settings(s1_config).downsample
+  if config.data.patch_size % f:
+    raise ValueError(f"data.patch_size must be a multiple of stage 1's realworld.downsample="
+                     f"{f} (noise is synthesised per sub-image), got {config.data.patch_size}")
   if config.denoiser.arch == "mwcnn" and config.data.patch_size % 8:
     raise ValueError(f"data.patch_size must be a multiple of 8 for MWCNN, got "
                      f"{config.data.patch_size}")
   build_denoiser(config)
 
 
-def synthesize(key, x, s1_model, s1_params, num_models, scale_range):
-  """y~ = x + s L(x) z with the learned noise model; returns (y~, Sigma_n)."""
+def synthesize(key, x, s1_model, s1_params, num_models, scale_range,
+               rw: realworld.Settings = realworld.Settings()):
+  """y~ = x + s L(x) z with the learned noise model; returns (y~, Sigma_n).
+
+  `num_models` per-image models (0: one shared) are drawn at random per patch. With
+  stage-1 down-sampling by f, each of the patch's f^2 sub-images gets the noise model
+  of its Bayer group, exactly as stage 1 learned them (patch sides multiples of f).
+  """
   k_id, k_s, k_z = jax.random.split(key, 3)
   b = x.shape[0]
   ids = jax.random.randint(k_id, (b,), 0, max(num_models, 1))
-  cov = s1_model.noise_model.apply({"params": s1_params["noise_model"]}, x, ids)
+  noise_params = {"params": s1_params["noise_model"]}
+  est = lambda v, i: s1_model.noise_model.apply(noise_params, v, i)  # noqa: E731
+  if rw.downsample > 1:
+    f = rw.downsample
+    sub_ids = realworld.model_ids(ids, rw, per_image=num_models > 0)
+    cov = realworld.shuffle(est(realworld.unshuffle(x, f), sub_ids), f)
+  else:
+    cov = est(x, ids)
   chol = linalg.cholesky(cov + 1e-12 * jnp.eye(x.shape[-1]))
   s = jax.random.uniform(k_s, (b, 1, 1, 1), minval=scale_range[0], maxval=scale_range[1])
   z = jax.random.normal(k_z, x.shape)
   return x + s * jnp.einsum("bhwij,bhwj->bhwi", chol, z), cov
+
+
+def stage1_target_fn(s1_config, s1_model):
+  """`(s1_params, y (B, H, W, C), image_ids (B,)) -> x_hat`: stage 1's final estimate
+  (Bayes, or guided-filtered with down-sampling) for training images of known id."""
+  rw = realworld.settings(s1_config)
+  denoise = stage1.make_denoise_fn(s1_model, rw)
+  per_image = bool(s1_config.noise_model.per_image)
+
+  def target(s1p, y, image_ids):
+    out = denoise(s1p, y, realworld.model_ids(image_ids, rw, per_image))
+    return out["filtered"] if rw.guided_filter else out["bayes"]
+  return target
+
+
+def real_pairs(images, s1_config, s1_model, s1_params):
+  """Real noisy images -> `(H, W, 2C)` arrays: the image beside its stage-1 target, so
+  one random crop / flip cuts both. Computed once on whole images: no border effects."""
+  target = jax.jit(stage1_target_fn(s1_config, s1_model))
+  return [np.concatenate([im, np.asarray(target(s1_params, jnp.asarray(im)[None],
+                                                 jnp.array([i], jnp.int32))[0])], -1)
+          for i, im in enumerate(images)]
 
 
 def distill_loss(pred_syn, x, pred_real, x_hat, lam):
@@ -90,21 +129,25 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
   p = config.data.patch_size
   num_models = num_images if s1_config.noise_model.per_image else 0
   lam, scale_range = config.distill.lam, tuple(config.distill.scale_range)
+  rw = realworld.settings(s1_config)
+  teacher = stage1_target_fn(s1_config, s1_model)
 
   def step(state, batch, s1p):
     key = jax.random.fold_in(state.key, state.step)
     k_syn, k_real = jax.random.split(key)
     x = jnp.asarray(batch["clean"], jnp.float32)
-    y_syn, _ = synthesize(k_syn, x, s1_model, s1p, num_models, scale_range)
+    y_syn, _ = synthesize(k_syn, x, s1_model, s1p, num_models, scale_range, rw)
     real = jnp.asarray(batch["real"], jnp.float32)
     ids = jnp.asarray(batch["real_id"], jnp.int32)
-    y_real = add_noise(k_real, real, ids)[0] if add_noise is not None else real
-    if real.shape[0]:
-      mu, s_mu, s_n = s1_model.apply({"params": s1p}, y_real, ids)
-      x_hat = losses.bayes_estimate(y_real, mu, s_mu, s_n)[:, m:m + p, m:m + p]
+    c = x.shape[-1]
+    if not real.shape[0]:
+      x_hat = y_real = jnp.zeros((0, p, p, c), jnp.float32)
+    elif add_noise is None:  # Real noise: (noisy, stage-1 target) pairs made once, up front.
+      y_real, x_hat = real[..., :c], real[..., c:]
+    else:  # Synthetic noise: fresh noise, target on the fly (margin m of context).
+      y_real = add_noise(k_real, real, ids)[0]
+      x_hat = teacher(s1p, y_real, ids)[:, m:m + p, m:m + p]
       y_real = y_real[:, m:m + p, m:m + p]
-    else:
-      x_hat = y_real = jnp.zeros((0, p, p, x.shape[-1]), jnp.float32)
     inputs = jnp.concatenate([y_syn, y_real])
 
     def loss_fn(params):
@@ -166,8 +209,12 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   state = create_state(config, model)
   # One element per device (each with the same clean/real split), stacked into this
   # process's local batches in global order (see parallel).
+  real_images, margin = real.images, config.data.target_margin
+  if noise.from_config(s1_config.noise) is None:  # Real noise: fixed targets, made once.
+    real_images, margin = real_pairs(real.images, s1_config, s1_model,
+                                     parallel.local_copy(s1_params)), 0
   ds = parallel.stack_devices(mixed.mixed_dataset(
-      clean.images, real.images, config.data.patch_size, config.data.target_margin,
+      clean.images, real_images, config.data.patch_size, margin,
       config.data.batch_size, config.data.real_fraction, config.seed, config.data.augment))
   data = stage1.eval_set(s1_config) if s1_config.eval.source else None
   denoise = make_denoise_fn(model)

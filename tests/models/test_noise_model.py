@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from dbsn_jax.models import NoiseEstimator
 
@@ -57,3 +58,17 @@ def test_image_specific_table_gathers_by_id():
   both = model.apply({"params": params}, jnp.concatenate([x, x]), jnp.array([3, 1]))
   np.testing.assert_allclose(both[0], out[3][0], rtol=1e-6)
   np.testing.assert_allclose(both[1], out[1][0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["awgn", "multivariate"])
+def test_mask_averages_over_the_image_inside_a_padded_canvas(mode):
+  # The Denoiser pads images to size buckets; the per-image average must ignore the pad.
+  est = NoiseEstimator(channels=3, mode=mode, features=8, hidden_layers=1)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, 13, 10, 3))
+  params = {"params": _init(est, x)}
+  canvas = jnp.pad(x, ((0, 0), (0, 3), (0, 6), (0, 0)), constant_values=0.5)
+  mask = jnp.zeros(canvas.shape[:3] + (1,)).at[:, :13, :10].set(1.0)
+  want = est.apply(params, x)
+  got = est.apply(params, canvas, None, mask)[:, :13, :10]
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-7)
+  assert not np.allclose(np.asarray(est.apply(params, canvas)[:, :13, :10]), np.asarray(want))
