@@ -151,8 +151,9 @@ class DBSN(nn.Module):
     out_init = _scaled_he(self.out_init_scale)
     h = nn.relu(Conv(f, dtype=dt, conv_impl=ci, name="mu_1")(mid))
     h = nn.relu(Conv(f, dtype=dt, conv_impl=ci, name="mu_2")(h))
+    # +0.5 in fp32: in bf16 mid-grey itself would only keep 8 bits of the estimate.
     mu = Conv(self.channels, dtype=dt, kernel_init=out_init, conv_impl=ci,
-              name="mu_out")(h) + 0.5
+              name="mu_out")(h).astype(jnp.float32) + 0.5
 
     m = self.sigma_features or (16 if self.channels == 1 else 32)
     q = covariance.num_outputs(self.channels, self.sigma_form)
