@@ -45,7 +45,7 @@ class Denoiser:
   """A jit-compiled denoiser.
 
   `apply_fn(params, y)` is pure: float32 `(N, H, W, C)` -> `(N, H, W, C)`, usable
-  inside your own `jax.jit` / `vmap`. It is `finish_fn(params, y, local_fn(params, y))`:
+  inside your own `jax.jit` / `vmap`. It is `finish_fn(params, y, local_fn(params, y, None))`:
   `local_fn` is the spatially local network (tiled for large images), `finish_fn` the
   cheap per-image rest (stage 1: noise model and Bayes rule).
   """
@@ -69,13 +69,13 @@ class Denoiser:
     self._post = jax.jit(self.post_fn) if self.post_fn else None
     self.traces = 0  # Compilations of local_fn (for tests and reports).
 
-    def counted(params, y):
+    def counted(params, y, image):
       self.traces += 1
-      return self.local_fn(params, y)
+      return self.local_fn(params, y, image)
     self._local = jax.jit(counted)
 
   def apply_fn(self, params, y):
-    x = self.finish_fn(params, y, self.local_fn(params, y))
+    x = self.finish_fn(params, y, self.local_fn(params, y, None))
     return self.post_fn(params, x) if self.post_fn else x
 
   # -- array plumbing ---------------------------------------------------------------
@@ -85,7 +85,7 @@ class Denoiser:
       return jnp.pad(y, pads, constant_values=self.pad_value)
     return jnp.pad(y, pads, mode=self.pad_mode)
 
-  def _local_tiled(self, y):
+  def _local_tiled(self, y, image):
     """local_fn over overlapping tiles of `y (N, H, W, C)`; exact in the valid parts."""
     n, h, w, _ = y.shape
     ov = _round_up(self.radius, self.multiple)
@@ -94,7 +94,8 @@ class Denoiser:
     parts = None
     for top in _starts(h, th, ov, self.multiple):
       for left in _starts(w, tw, ov, self.multiple):
-        out = self._local(self.params, y[:, top:top + th, left:left + tw])
+        out = self._local(self.params, y[:, top:top + th, left:left + tw],
+                          image[:, top:top + th, left:left + tw])
         if parts is None:
           parts = {k: np.zeros((n, h, w) + v.shape[3:], np.float32) for k, v in out.items()}
         # Keep the tile's centre: drop `ov` pixels on sides that are not image borders.
@@ -116,10 +117,12 @@ class Denoiser:
       canvas = self._pad(y, _round_up(h, m), _round_up(w, m))
     else:
       canvas = self._pad(y, bucket_size(h, m), bucket_size(w, m))
-    parts = self._local_tiled(canvas) if tiled else self._local(self.params, canvas)
-    # The image area, so that per-image averages (CNN_est's awgn and multivariate modes)
-    # leave the padding out; an array, not a shape, so finish_fn compiles per bucket.
-    parts["valid"] = jnp.zeros(canvas.shape[:3] + (1,), jnp.float32).at[:, :h, :w].set(1.0)
+    # The image area: D-BSN zeroes the padding's features (exact-size results) and
+    # per-image averages leave it out; an array, not a shape, so nothing compiles per size.
+    image = jnp.zeros(canvas.shape[:3] + (1,), jnp.float32).at[:, :h, :w].set(1.0)
+    parts = self._local_tiled(canvas, image) if tiled else self._local(self.params, canvas,
+                                                                        image)
+    parts["valid"] = image
     x = self._finish(self.params, canvas, parts)[:, :h, :w]
     return self._post(self.params, x) if self._post else x
 
@@ -185,8 +188,9 @@ def stage1_denoiser(config, model, params, **kw) -> Denoiser:
   num = model.noise_model.num_models
   per_group = num // groups if groups > 1 else num
 
-  def local(p, y):
-    mu, sigma_mu = model.dbsn.apply({"params": p["dbsn"]}, down(y))
+  def local(p, y, image):
+    mu, sigma_mu = model.dbsn.apply({"params": p["dbsn"]}, down(y),
+                                    None if image is None else down(image))
     return {"mu": up(mu, y.shape), "sigma_mu": up(sigma_mu, y.shape)}
 
   def finish(p, y, parts):
@@ -214,7 +218,7 @@ def stage2_denoiser(config, model, variables, **kw) -> Denoiser:
   """The distilled MWCNN or DnCNN."""
   from dbsn_jax.train import stage2
 
-  def local(v, y):
+  def local(v, y, image):  # The distilled networks pad by reflection; no mask.
     return {"x": stage2.apply_denoiser(model, v["params"], v.get("batch_stats", {}), y)[0]}
 
   def finish(v, y, parts):

@@ -127,3 +127,14 @@ def test_out_of_range_and_tiny_inputs():
   assert out.shape == y.shape and 0.0 <= out.min() and out.max() <= 1.0
   assert d(np.array([[0.3]], np.float32)).shape == (1, 1)
   assert _stage1()(np.array([[128]], np.uint8)).shape == (1, 1)
+
+
+@pytest.mark.parametrize("mode,channels,size", [("awgn", 1, (37, 45)), ("multivariate", 3, (20, 27))])
+def test_bucket_padding_equals_the_exact_size(mode, channels, size):
+  # Padding to a bucket must not change a stage-1 result: D-BSN zeroes the padding's
+  # features (as zero padding at the exact size does) and CNN_est averages the image only.
+  d = _stage1(mode, channels=channels)
+  y = jax.random.uniform(jax.random.PRNGKey(1), (2,) + size + (channels,))
+  exact = d.apply_fn(d.params, y)
+  np.testing.assert_allclose(d.run(y), exact, atol=1e-5)
+  np.testing.assert_allclose(d.run(y, tile=True), exact, atol=1e-5)

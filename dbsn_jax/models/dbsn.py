@@ -75,13 +75,19 @@ class Branch(nn.Module):
   remat: bool = False
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, image=None):
+    """`image (B, H, W, 1)` or None: 1 on the image inside a padded canvas (see DBSN)."""
     f, dt, ci = self.features, self.dtype, self.conv_impl
     x = nn.relu(Conv(f, self.kernel_size, masked=self.blind, dtype=dt, conv_impl=ci)(x))
-    size, d, valid = x.shape[1:3], self.dilation, None
+    size, d, valid = x.shape[1:3], self.dilation, image
     s2b = fast_conv.uses_space_to_batch(ci) and d > 1
     if s2b:
-      x, valid = fast_conv.space_to_batch(x, d)
+      x, pad_valid = fast_conv.space_to_batch(x, d)
+      if image is not None:
+        valid = fast_conv.space_to_batch(image, d)[0]
+        valid = valid if pad_valid is None else valid * pad_valid
+      else:
+        valid = pad_valid
       d = 1
     x = nn.relu(Conv(f, dtype=dt, conv_impl=ci)(x))
     x = nn.relu(Conv(f, dtype=dt, conv_impl=ci)(x))
@@ -138,13 +144,18 @@ class DBSN(nn.Module):
       raise ValueError(f"channels must be 1 or 3, got {self.channels}")
 
   @nn.compact
-  def __call__(self, y):
+  def __call__(self, y, image=None):
+    """`image (B, H, W, 1)`, optional: 1 on the image inside a larger canvas. Features
+    outside it are zeroed before every k x k conv, exactly as zero 'SAME' padding at
+    the image's own size: a padded canvas then gives the exact-size result inside."""
     self.check()
     f, dt, ci = self.features, self.dtype, self.conv_impl
     # Centre the input: a per-pixel constant shift, so the blind spot is unaffected.
     x = nn.relu(Conv(f, dtype=dt, conv_impl=ci, name="head")(y - 0.5))
+    if image is not None:
+      x = x * image.astype(x.dtype)
     outs = [Branch(f, k, d, n, self.mdc_style, self.blind, dtype=dt,
-                   conv_impl=ci, remat=self.remat, name=f"branch{i}")(x)
+                   conv_impl=ci, remat=self.remat, name=f"branch{i}")(x, image)
             for i, ((k, d), n) in enumerate(zip(self.branches, self.blocks))]
     mid = Conv(f, dtype=dt, conv_impl=ci, name="merge")(jnp.concatenate(outs, -1))
 
