@@ -186,7 +186,7 @@ def stage1_denoiser(config, model, params, **kw) -> Denoiser:
   up = (lambda v, shape: realworld.upsample(v, f, shape[1:3])) if f > 1 \
       else (lambda v, shape: v)  # noqa: E731
   num = model.noise_model.num_models
-  per_group = num // groups if groups > 1 else num
+  per_group = realworld.models_per_group(num, rw)
 
   def local(p, y, image):
     mu, sigma_mu = model.dbsn.apply({"params": p["dbsn"]}, down(y),

@@ -118,6 +118,11 @@ def num_noise_models(num_images: int, s: Settings, per_image: bool) -> int:
   return s.num_groups * (num_images if per_image else 1)
 
 
+def models_per_group(num_models: int, s: Settings) -> int:
+  """How many noise models each sub-image chooses among (> 1: per-photo models)."""
+  return num_models // s.num_groups
+
+
 def split_images(images, s: Settings, per_image: bool):
   """Training images `[(H, W, C)]` -> (sub-images, their noise-model ids)."""
   subs, ids = [], []

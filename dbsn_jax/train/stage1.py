@@ -198,8 +198,7 @@ def make_image_denoiser(model: Stage1Model, rw: realworld.Settings = realworld.S
   per-image CNN_est picks, per (sub-)image, the model of highest likelihood."""
   denoise = make_denoise_fn(model, rw)
   groups = rw.num_groups
-  per_group = model.noise_model.num_models // groups if groups > 1 else \
-      model.noise_model.num_models
+  per_group = realworld.models_per_group(model.noise_model.num_models, rw)
   select = jax.jit(functools.partial(select_noise_models, model=model, num_groups=groups))
   f = rw.downsample
 
