@@ -1,10 +1,11 @@
 """Speed of every network, plain against fast convolutions, in one table.
 
   python tools/benchmark.py [--models=dbsn_reference,dbsn_cpu_budget,...]
-      [--impls=plain,s2b,fast] [--reps=3] [--json=bench.json] [--smoke]
+      [--impls=plain,fast,fast/mb1] [--reps=3] [--json=bench.json] [--smoke]
   python tools/benchmark.py --memory [--memory_batch=32]
 
-For each model and convolution implementation (`dbsn_jax.models.fast_conv.IMPLS`):
+For each model and convolution implementation (`dbsn_jax.models.fast_conv.IMPLS`;
+`IMPL/mbN` also splits D-BSN's train step into passes of N patches, `train.microbatch`):
 train-step patches/s and forward megapixels/s, achieved GFLOP/s from an analytic FLOP
 count (multiply-adds of every conv and matmul in the forward jaxpr, x 2; a train step
 counts 3 forward passes: forward, input gradient, weight gradient), that rate as a
@@ -35,7 +36,9 @@ from dbsn_jax.train import stage1
 _MODELS = flags.DEFINE_string(
     "models", "dbsn_reference,dbsn_cpu_budget,noise_model,mwcnn_cpu_budget,mwcnn_reference,"
     "dncnn", "Comma-separated models (see SPECS).")
-_IMPLS = flags.DEFINE_string("impls", "plain,s2b,fast", "Convolution implementations.")
+_IMPLS = flags.DEFINE_string(
+    "impls", "plain,fast,fast/mb1",
+    "Convolution implementations (plain, s2b, fast); IMPL/mbN: D-BSN micro-batches of N.")
 _REPS = flags.DEFINE_integer("reps", 3, "Timed repetitions per measurement (best is kept).")
 _FWD = flags.DEFINE_string("forward", "320x480", "Forward-pass image HxW.")
 _JSON = flags.DEFINE_string("json", "", "Write the results here.")
@@ -121,6 +124,7 @@ class Case:
   def __init__(self, kind, arch, patch, batch, impl, fwd_hw, channels=1, flops=None):
     rng = np.random.default_rng(0)
     self.batch, self.impl = batch, impl
+    impl, _, micro = impl.partition("/mb")
     x = rng.random((batch, patch, patch, channels), np.float32)
     y = jnp.asarray(rng.random((1,) + fwd_hw + (channels,), np.float32))
     if kind == "dbsn":
@@ -128,6 +132,7 @@ class Case:
       c.channels = channels
       c.model.features, c.model.blocks = arch["features"], arch["blocks"]
       c.data.patch_size, c.data.batch_size = patch, batch
+      c.train.microbatch = int(micro or 0)
       model = stage1.build_model(c)
       model = model.clone(dbsn=model.dbsn.clone(conv_impl=impl))
       state = stage1.create_state(c, model)
@@ -219,8 +224,8 @@ def run_model(name, impls, reps, fwd_hw):
   kind, arch, patch, batch = SPECS[name]
   if _SMOKE.value:
     arch, patch, batch = SMOKE[kind]
-  if kind != "dbsn":  # s2b only changes D-BSN's dilated branches.
-    impls = [i for i in impls if i != "s2b"]
+  if kind != "dbsn":  # s2b and micro-batches only change D-BSN's train step.
+    impls = [i for i in impls if i != "s2b" and "/mb" not in i]
   # The plain path always runs (the baseline of every ratio), first: the FLOP count.
   cases = {"plain": Case(kind, arch, patch, batch, "plain", fwd_hw)}
   flops = cases["plain"].fwd_flops, cases["plain"].train_flops

@@ -2,11 +2,15 @@
 
 Two rewrites, selected by a model's `conv_impl` attribute (see `IMPLS`):
 
-- Weight gradient by im2col: XLA's CPU convolution computes the filter gradient 4-9x
-  slower than the forward pass (measured: a 3x3, 96 -> 96 conv on 8 x 96 x 96 takes
-  37 ms forward and input gradient, 160-175 ms filter gradient). `conv2d_im2col_grad`
-  keeps XLA's forward and input gradient but computes the filter gradient as one
-  matmul, image patches `(P, k^2 Cin)` transposed times output gradient `(P, Cout)`.
+- Gradients (`conv2d_fast`): XLA's CPU convolution computes the filter gradient 3-4x
+  slower than the forward pass (a 3x3, 96 -> 96 conv on 8 x 96 x 96: ~40 ms forward
+  and input gradient, ~140 ms filter gradient, 0.18 of the matmul peak), and inside a
+  loop body (micro-batching, `dbsn_jax.train.microbatch`) both of its backward
+  convolutions fall back to a generic loop ~25x slower still. `conv2d_fast` keeps
+  XLA's forward, takes the input gradient as a forward convolution of the flipped
+  kernel, and the filter gradient as one `(Cout, rows) @ (rows, Cin)` product per
+  kernel tap on contiguous slices of the flattened image (`weight_grad_taps`, ~0.55
+  of the peak) or, for thin layers, as an explicit NHWC convolution.
 - Space-to-batch: a stack of convolutions that all have dilation d (D-BSN's branches
   after the masked conv, SPEC section 2) equals undilated convolutions on the d x d
   pixel-unshuffled sub-images. `space_to_batch` zero-pads H and W to multiples of d and
@@ -25,7 +29,7 @@ import jax.numpy as jnp
 from jax import lax
 
 # 'plain': lax.conv everywhere (XLA's own gradients); 's2b': D-BSN's dilated branches
-# by space-to-batch; 'fast': the im2col filter gradient where it pays (`im2col_pays`);
+# by space-to-batch; 'fast': `conv2d_fast`'s gradients for every k x k conv;
 # 'auto': 'fast' on CPU, 'plain' on GPUs and TPUs (their native gradients are fast).
 # Space-to-batch is not part of 'fast': XLA's CPU convolutions (YNNPACK) run dilated
 # kernels at the undilated speed, and the sub-images add padding, masks and transposes
@@ -46,7 +50,7 @@ def uses_space_to_batch(impl: str) -> bool:
   return resolve(impl) == "s2b"
 
 
-def uses_im2col_grad(impl: str) -> bool:
+def uses_fast_grads(impl: str) -> bool:
   return resolve(impl) == "fast"
 
 
@@ -59,53 +63,80 @@ def conv2d_plain(x: jnp.ndarray, kernel: jnp.ndarray, dilation: int = 1) -> jnp.
       rhs_dilation=(dilation, dilation), dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def im2col(x: jnp.ndarray, k: int, dilation: int = 1) -> jnp.ndarray:
-  """`(B, H, W, C)` -> `(B H W, k^2 C)`: row p holds the zero-padded k x k (dilated)
-  window around pixel p, taps in HWI order (so it matches an HWIO kernel's rows)."""
-  b, h, w, c = x.shape
-  pad = (k - 1) // 2 * dilation
-  xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-  taps = [xp[:, i * dilation:i * dilation + h, j * dilation:j * dilation + w]
-          for i in range(k) for j in range(k)]
-  return jnp.concatenate(taps, axis=-1).reshape(b * h * w, k * k * c)
+# Rows of the flattened image per step of the filter gradient's loop: each step's
+# operands (2 x rows x C floats plus a halo) stay in cache. Measured on 96 -> 96 channel
+# 3x3 / 5x5 gradients: 1,024-2,048 rows run at ~0.55 of the matmul peak; 256 rows lose
+# ~15 % to per-call overhead, whole-image products (no loop) ~20 % to cache misses.
+CHUNK_ROWS = 2048
 
 
-# Bytes of image patches per step of the weight gradient: small enough to stay in
-# cache and to be served from the allocator's free lists. (Buffers over ~32 MB are
-# fresh mmaps on every call, and first-touch page faults then cost more than the
-# matmul: measured 118k faults, 650 ms for one unchunked 96-channel gradient.)
-CHUNK_BYTES = 16 * 2**20
+def weight_grad_taps(x: jnp.ndarray, g: jnp.ndarray, k: int, dilation: int,
+                     dtype) -> jnp.ndarray:
+  """d(sum g * conv(x, W)) / dW as one small matmul per tap: `(k, k, Cin, Cout)`.
 
-
-def weight_grad_im2col(x: jnp.ndarray, g: jnp.ndarray, k: int, dilation: int,
-                       dtype) -> jnp.ndarray:
-  """d(sum g * conv(x, W)) / dW as im2col matmuls: `(k, k, Cin, Cout)` in `dtype`.
-
-  The batch is processed in a sequential loop of chunks whose patches fit
-  `CHUNK_BYTES`, accumulating `patches^T @ g` in fp32.
+  Why no image patches are needed: put the zero-padded input on a flat grid of
+  `(B, Hp, Wp)` rows and the output gradient on the same grid (zeros outside the
+  `H x W` corner of each image). Then output row r pairs with input row r + o for the
+  tap at (i, j), o = (i Wp + j) d, so tap (i, j)'s gradient is `X[o:o + M]^T @ G[:M]`:
+  a contiguous slice, no gathered copy. Rows past an image's corner meet zero gradient,
+  so the wrap-around into the next image adds nothing. A loop over chunks of
+  `CHUNK_ROWS` rows keeps each product's operands in cache; sums accumulate in fp32.
   """
   b, h, w, cin = x.shape
   cout = g.shape[-1]
-  per_image = h * w * k * k * cin * x.dtype.itemsize
-  n = next(n for n in range(1, b + 1) if b % n == 0 and (b // n) * per_image <= CHUNK_BYTES
-           or n == b)
+  p = (k - 1) // 2 * dilation
+  hp, wp = h + 2 * p, w + 2 * p
+  halo = 2 * p * wp + 2 * p  # The largest tap offset.
+  m = b * hp * wp - halo     # Grid rows that can hold an output pixel.
+  rows = min(CHUNK_ROWS, m)
+  steps = -(-m // rows)
+  xf = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0))).reshape(b * hp * wp, cin)
+  xf = jnp.pad(xf, ((0, steps * rows + halo - xf.shape[0]), (0, 0)))
+  gf = jnp.pad(g, ((0, 0), (0, 2 * p), (0, 2 * p), (0, 0))).reshape(b * hp * wp, cout)[:m]
+  gf = jnp.pad(gf, ((0, steps * rows - m), (0, 0))).reshape(steps, rows, cout)
+  offsets = [(i * wp + j) * dilation for i in range(k) for j in range(k)]
 
-  def chunk(xc, gc):
-    return lax.dot_general(im2col(xc, k, dilation), gc.reshape(-1, cout),
-                           (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  def step(acc, t):
+    i, gc = t
+    xc = lax.dynamic_slice_in_dim(xf, i * rows, rows + halo)
+    # (Cout, Cin) products: measured a few % faster than (Cin, Cout) here.
+    taps = [lax.dot_general(gc, xc[o:o + rows], (((0,), (0,)), ((), ())),
+                            preferred_element_type=jnp.float32) for o in offsets]
+    return acc + jnp.stack(taps), None
 
-  if n == 1:
-    dw = chunk(x, g)
-  else:
-    xs, gs = x.reshape(n, b // n, h, w, cin), g.reshape(n, b // n, h, w, cout)
-    dw, _ = lax.scan(lambda acc, xg: (acc + chunk(*xg), None),
-                     jnp.zeros((k * k * cin, cout), jnp.float32), (xs, gs))
-  return dw.reshape(k, k, cin, cout).astype(dtype)
+  dw, _ = lax.scan(step, jnp.zeros((k * k, cout, cin), jnp.float32),
+                   (jnp.arange(steps), gf))
+  return dw.transpose(0, 2, 1).reshape(k, k, cin, cout).astype(dtype)
+
+
+def weight_grad_conv(x: jnp.ndarray, g: jnp.ndarray, k: int, dilation: int,
+                     dtype) -> jnp.ndarray:
+  """The filter gradient as one explicit NHWC convolution: `(k, k, Cin, Cout)`.
+
+  The padded input with channels as batch `(Cin, Hp, Wp, B)` convolved by the output
+  gradient as a `(H, W, B, Cout)` kernel, window stride = dilation. The same sum XLA
+  derives itself, but in the layouts XLA's CPU convolution library takes even inside
+  a loop body, where XLA's own form falls back to a ~25x slower generic loop.
+  """
+  p = (k - 1) // 2 * dilation
+  xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+  dw = lax.conv_general_dilated(
+      xp.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3), (dilation, dilation), "VALID",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=jnp.float32)
+  return dw.transpose(1, 2, 0, 3).astype(dtype)
+
+
+def input_grad(g: jnp.ndarray, kernel: jnp.ndarray, dilation: int) -> jnp.ndarray:
+  """d(sum g * conv(x, W)) / dx: the 'same' conv of g by the flipped, transposed kernel
+  (stride 1, odd k), a forward convolution as fast as the forward pass, in loops too."""
+  return conv2d_plain(g, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2), dilation)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv2d_im2col_grad(x: jnp.ndarray, kernel: jnp.ndarray, dilation: int = 1) -> jnp.ndarray:
-  """`conv2d_plain` whose filter gradient is an im2col matmul (CPU-efficient)."""
+def conv2d_fast(x: jnp.ndarray, kernel: jnp.ndarray, dilation: int = 1) -> jnp.ndarray:
+  """`conv2d_plain` with CPU-efficient gradients: the input gradient as a forward
+  conv, the filter gradient tap by tap where it pays (`taps_pay`), else as an
+  explicit convolution (`weight_grad_conv`)."""
   return conv2d_plain(x, kernel, dilation)
 
 
@@ -115,13 +146,13 @@ def _fwd(x, kernel, dilation):
 
 def _bwd(dilation, res, g):
   x, kernel = res
-  # Input gradient: XLA's transposed convolution, as fast as the forward pass.
-  _, vjp_x = jax.vjp(lambda v: conv2d_plain(v, kernel, dilation), x)
-  (dx,) = vjp_x(g)
-  return dx, weight_grad_im2col(x, g, kernel.shape[0], dilation, kernel.dtype)
+  k = kernel.shape[0]
+  weight_grad = weight_grad_taps if taps_pay(x.shape, kernel.shape) else weight_grad_conv
+  return (input_grad(g, kernel, dilation).astype(x.dtype),
+          weight_grad(x, g, k, dilation, kernel.dtype))
 
 
-conv2d_im2col_grad.defvjp(_fwd, _bwd)
+conv2d_fast.defvjp(_fwd, _bwd)
 
 
 def dense(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
@@ -131,19 +162,19 @@ def dense(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
   return jnp.einsum("bhwc,cd->bhwd", x, kernel)
 
 
-# The im2col filter gradient pays only for wide layers on many pixels. Measured (CPU
-# seconds, 3x3, dilation 1-3, 2 cores): 96 -> 96 channels on 8 x 96 x 96: XLA 255-280 ms,
-# im2col 117-120 ms; on 8 x 64 x 64: 59-73 vs 56-61 ms; 64 -> 64 or narrower: XLA is
-# 1.5-2x faster (its gradient is efficient there and im2col's copies dominate).
-IM2COL_MIN_CHANNELS = 96 * 96   # Cin x Cout.
-IM2COL_MIN_PIXELS = 65_536      # B x H x W.
+# Where the tap-by-tap filter gradient beats the convolution form (measured, fraction
+# of the matmul peak, 3x3, dilation 1-3, 2 cores; tools/benchmark.py re-measures whole
+# steps): 96 -> 96 and 160 -> 160 on 8 x 96^2: 0.55-0.68 vs XLA's 0.17-0.30; on
+# 1 x 96^2: 0.52-0.55 vs 0.33-0.36; 48 -> 48: 0.37 vs 0.20 (8 x 64^2), 0.31 vs 0.15
+# (1 x 64^2); 64 -> 64 about equal (0.25 vs 0.27). With 1 or 3 input channels (the
+# first layers) the taps' products are too thin: 2x slower.
+TAPS_MIN_CHANNELS = 32  # Both Cin and Cout.
 
 
-def im2col_pays(x_shape, kernel_shape) -> bool:
-  """Whether the im2col filter gradient beats XLA's for this layer (measured rule)."""
-  b, h, w, _ = x_shape
-  return (kernel_shape[2] * kernel_shape[3] >= IM2COL_MIN_CHANNELS
-          and b * h * w >= IM2COL_MIN_PIXELS)
+def taps_pay(x_shape, kernel_shape) -> bool:
+  """Whether the tap-by-tap filter gradient beats the convolution form (measured)."""
+  del x_shape
+  return min(kernel_shape[2], kernel_shape[3]) >= TAPS_MIN_CHANNELS
 
 
 def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, dilation: int = 1,
@@ -151,8 +182,8 @@ def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, dilation: int = 1,
   """Stride-1 'same' conv by `(k, k, Cin, Cout)` with the implementation `impl`."""
   if kernel.shape[0] == 1:  # A 1x1 conv is a matmul over channels (every impl).
     return dense(x, kernel[0, 0])
-  if uses_im2col_grad(impl) and im2col_pays(x.shape, kernel.shape):
-    return conv2d_im2col_grad(x, kernel, dilation)
+  if uses_fast_grads(impl):
+    return conv2d_fast(x, kernel, dilation)
   return conv2d_plain(x, kernel, dilation)
 
 

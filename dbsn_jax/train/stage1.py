@@ -15,7 +15,7 @@ import numpy as np
 from dbsn_jax import evaluate as evaluation, losses, metrics, noise, realworld
 from dbsn_jax.data import pipeline, sources
 from dbsn_jax.models import DBSN, NoiseEstimator
-from dbsn_jax.train import loop, parallel, precision, state as state_lib
+from dbsn_jax.train import loop, microbatch, parallel, precision, state as state_lib
 
 
 class Stage1Model(nn.Module):
@@ -47,6 +47,10 @@ def validate(config, num_images: int = 0) -> None:
     if config.data[field] <= 0:
       raise ValueError(f"data.{field} must be > 0, got {config.data[field]}")
   parallel.check_per_device(config.data.batch_size)
+  micro = config.train.get("microbatch", 0)
+  if micro < 0 or (micro and config.data.batch_size % micro):
+    raise ValueError(f"train.microbatch ({micro}) must be 0 or divide data.batch_size "
+                     f"({config.data.batch_size}, patches per device)")
   precision.compute_dtype(config)  # Raises on an unknown dtype.
   if config.train.num_steps <= 0:
     raise ValueError(f"train.num_steps must be > 0, got {config.train.num_steps}")
@@ -114,8 +118,9 @@ def make_train_step(config, model: Stage1Model):
     else:
       y, true_cov = x, None
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, (mu, sigma_mu, sigma_n, l2)), grads = grad_fn(
-        state.params, model, y, ids, state.step, config.loss)
+    (loss, (mu, sigma_mu, sigma_n, l2)), grads = microbatch.accumulate(
+        lambda yy, ii: grad_fn(state.params, model, yy, ii, state.step, config.loss),
+        (y, ids), config.data.batch_size, config.train.get("microbatch", 0), state.params)
     new_state, ok = state_lib.guarded_update(state, grads, loss)
     out = {"loss": loss, "mse_mu_y": l2, "finite": ok,
            "noise_std": 255.0 * jnp.mean(jnp.sqrt(jnp.diagonal(sigma_n, axis1=-2, axis2=-1))),

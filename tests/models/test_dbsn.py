@@ -48,11 +48,10 @@ def test_blind_spot_is_exact(channels, style, branches):
 
 @pytest.mark.parametrize("impl", ["s2b", "fast"])
 def test_blind_spot_on_optimised_paths(impl, monkeypatch):
-  """Space-to-batch and the im2col gradient (forced on for this tiny model) keep the
+  """Space-to-batch and the tap-by-tap gradient (forced on for this tiny model) keep the
   blind spot, on a size neither dilation divides (padded sub-images)."""
   from dbsn_jax.models import fast_conv
-  monkeypatch.setattr(fast_conv, "IM2COL_MIN_CHANNELS", 0)
-  monkeypatch.setattr(fast_conv, "IM2COL_MIN_PIXELS", 0)
+  monkeypatch.setattr(fast_conv, "taps_pay", lambda *shapes: True)
   branches = ((3, 2), (5, 3))
   model = DBSN(channels=1, features=8, branches=branches, blocks=(1, 1), conv_impl=impl)
   y = jax.random.uniform(jax.random.PRNGKey(3), (1, 27, 25, 1))

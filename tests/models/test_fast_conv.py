@@ -6,7 +6,8 @@ import pytest
 
 from dbsn_jax.models import DBSN, DnCNN, MWCNN, fast_conv
 
-_RULE = fast_conv.IM2COL_MIN_CHANNELS, fast_conv.IM2COL_MIN_PIXELS
+_TAPS_PAY = fast_conv.taps_pay  # The real rule (the fixture below forces it on).
+
 
 
 def _close(a, b, rel=1e-5):
@@ -23,22 +24,45 @@ def _tree_close(a, b, rel=1e-5):
     _close(x, y, rel)
 
 
-@pytest.mark.parametrize("k,d,cin,batch,chunk_bytes", [
-    (3, 1, 1, 1, None), (3, 2, 3, 2, None), (5, 3, 3, 1, None), (3, 3, 1, 4, 1),
-    (3, 1, 3, 4, 2 * 11 * 13 * 27 * 4)])
-def test_im2col_weight_gradient_matches_plain(k, d, cin, batch, chunk_bytes, monkeypatch):
-  """Also with the batch split into chunks (1 or 2 images per chunk)."""
-  if chunk_bytes:
-    monkeypatch.setattr(fast_conv, "CHUNK_BYTES", chunk_bytes)
+@pytest.mark.parametrize("taps", [True, False])
+@pytest.mark.parametrize("k,d,cin,cout,batch,chunk_rows", [
+    (3, 1, 1, 5, 1, None), (3, 2, 3, 5, 2, None), (5, 3, 3, 4, 1, None),
+    (3, 3, 1, 5, 4, 7), (3, 1, 3, 2, 4, 1), (5, 2, 4, 3, 3, 100)])
+def test_fast_gradients_match_plain(k, d, cin, cout, batch, chunk_rows, taps, monkeypatch):
+  """Both filter-gradient forms and the input gradient, odd sizes, batch 1; the taps
+  also with the rows split into chunks that do not divide them (a zero-padded last
+  chunk), down to one row per step."""
+  monkeypatch.setattr(fast_conv, "taps_pay", lambda *shapes: taps)
+  if chunk_rows:
+    monkeypatch.setattr(fast_conv, "CHUNK_ROWS", chunk_rows)
   kx, kw, kg = jax.random.split(jax.random.PRNGKey(k * 10 + d), 3)
   x = jax.random.normal(kx, (batch, 11, 13, cin))
-  w = jax.random.normal(kw, (k, k, cin, 5))
-  g = jax.random.normal(kg, (batch, 11, 13, 5))
-  _close(fast_conv.conv2d_im2col_grad(x, w, d), fast_conv.conv2d_plain(x, w, d))
-  _, vjp_fast = jax.vjp(lambda a, b: fast_conv.conv2d_im2col_grad(a, b, d), x, w)
+  w = jax.random.normal(kw, (k, k, cin, cout))
+  g = jax.random.normal(kg, (batch, 11, 13, cout))
+  _close(fast_conv.conv2d_fast(x, w, d), fast_conv.conv2d_plain(x, w, d))
+  _, vjp_fast = jax.vjp(lambda a, b: fast_conv.conv2d_fast(a, b, d), x, w)
   _, vjp_plain = jax.vjp(lambda a, b: fast_conv.conv2d_plain(a, b, d), x, w)
   for fast, plain in zip(vjp_fast(g), vjp_plain(g)):
     _close(fast, plain)
+
+
+@pytest.mark.parametrize("form", ["weight_grad_taps", "weight_grad_conv"])
+def test_weight_gradient_float64_reference(form):
+  """Against a direct float64 sum over pixels of input window x output gradient, on
+  an image smaller than the dilated kernel (taps that fall wholly in the padding)."""
+  k, d = 3, 3
+  x = np.random.default_rng(0).standard_normal((2, 4, 5, 2))
+  g = np.random.default_rng(1).standard_normal((2, 4, 5, 3))
+  p = (k - 1) // 2 * d
+  xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+  want = np.zeros((k, k, 2, 3))
+  for i in range(k):
+    for j in range(k):
+      win = xp[:, i * d:i * d + 4, j * d:j * d + 5]
+      want[i, j] = np.einsum("bhwc,bhwo->co", win, g)
+  got = getattr(fast_conv, form)(jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32),
+                                 k, d, jnp.float32)
+  _close(got, want)
 
 
 @pytest.mark.parametrize("h,w,d", [(12, 18, 2), (13, 17, 2), (11, 16, 3), (1, 5, 3)])
@@ -76,8 +100,8 @@ def test_space_to_batch_stack_equals_dilated_convs(k, d):
 
   def s2b(x):
     sub, mask = fast_conv.space_to_batch(x, d)
-    h = jax.nn.relu(fast_conv.conv2d_im2col_grad(sub, w1, 1) + bias) * mask
-    return fast_conv.batch_to_space(fast_conv.conv2d_im2col_grad(h, w2, 1), d, x.shape[1:3])
+    h = jax.nn.relu(fast_conv.conv2d_fast(sub, w1, 1) + bias) * mask
+    return fast_conv.batch_to_space(fast_conv.conv2d_fast(h, w2, 1), d, x.shape[1:3])
 
   _close(s2b(x), plain(x))
   _close(jax.grad(lambda v: jnp.sum(jnp.sin(s2b(v))))(x),
@@ -89,10 +113,9 @@ def _model_case(model_cls, impl, **kw):
 
 
 @pytest.fixture(autouse=True)
-def _im2col_everywhere(monkeypatch):
-  """Tiny test layers take the im2col gradient too (normally only wide, large ones)."""
-  monkeypatch.setattr(fast_conv, "IM2COL_MIN_CHANNELS", 0)
-  monkeypatch.setattr(fast_conv, "IM2COL_MIN_PIXELS", 0)
+def _taps_everywhere(monkeypatch):
+  """Tiny test layers take the tap-by-tap gradient too (normally only large ones)."""
+  monkeypatch.setattr(fast_conv, "taps_pay", lambda *shapes: True)
 
 
 @pytest.mark.parametrize("impl", ["s2b", "fast"])
@@ -158,12 +181,34 @@ def test_bfloat16_compute_on_fast_path():
   _tree_close(g_fast, g_plain, rel=0.05)
 
 
-def test_im2col_rule(monkeypatch):
-  monkeypatch.setattr(fast_conv, "IM2COL_MIN_CHANNELS", _RULE[0])
-  monkeypatch.setattr(fast_conv, "IM2COL_MIN_PIXELS", _RULE[1])
-  assert fast_conv.im2col_pays((8, 96, 96, 96), (3, 3, 96, 96))      # D-BSN reference
-  assert not fast_conv.im2col_pays((8, 64, 64, 48), (3, 3, 48, 48))  # CPU budget
-  assert not fast_conv.im2col_pays((1, 96, 96, 96), (3, 3, 96, 96))  # few pixels
+def test_taps_rule():
+  assert _TAPS_PAY((8, 96, 96, 96), (3, 3, 96, 96))      # D-BSN reference
+  assert _TAPS_PAY((1, 64, 64, 48), (3, 3, 48, 48))      # D-BSN CPU budget, one patch
+  assert not _TAPS_PAY((8, 96, 96, 1), (3, 3, 1, 96))    # one input channel
+  assert not _TAPS_PAY((8, 96, 96, 64), (3, 3, 64, 3))   # three output channels
+
+
+def test_gradients_inside_a_loop_equal_the_whole_batch():
+  """Micro-batching runs the backward pass in a scan body: there too the fast
+  gradients equal the plain whole-batch ones (both filter-gradient forms)."""
+  kx, kw = jax.random.split(jax.random.PRNGKey(7))
+  x = jax.random.normal(kx, (4, 9, 11, 3))
+  ws = [w for w in jax.random.normal(kw, (2, 3, 3, 3, 3))]
+
+  def loss(ws, v, conv):
+    for w in ws:
+      v = jnp.tanh(conv(v, w, 2))
+    return jnp.sum(v ** 2)
+
+  want = jax.grad(loss)(ws, x, fast_conv.conv2d_plain)
+
+  def looped(ws):
+    def body(acc, xi):
+      g = jax.grad(loss)(ws, xi[None], fast_conv.conv2d_fast)
+      return jax.tree.map(jnp.add, acc, g), None
+    return jax.lax.scan(body, jax.tree.map(jnp.zeros_like, ws), x)[0]
+
+  _tree_close(jax.jit(looped)(ws), want)
 
 
 def test_resolve():

@@ -19,11 +19,13 @@ def _run(tmp_path, *args):
 
 
 def test_smoke_table_and_json(tmp_path):
-  stdout, result = _run(tmp_path, "--models=dbsn_cpu_budget,dncnn", "--impls=plain,fast")
+  stdout, result = _run(tmp_path, "--models=dbsn_cpu_budget,dncnn",
+                        "--impls=plain,fast,fast/mb1")
   rows = result["rows"]
+  # Micro-batches only split D-BSN's stage-1 step.
   assert [(r["model"], r["impl"]) for r in rows] == [
-      ("dbsn_cpu_budget", "plain"), ("dbsn_cpu_budget", "fast"), ("dncnn", "plain"),
-      ("dncnn", "fast")]
+      ("dbsn_cpu_budget", "plain"), ("dbsn_cpu_budget", "fast"),
+      ("dbsn_cpu_budget", "fast/mb1"), ("dncnn", "plain"), ("dncnn", "fast")]
   assert result["peak_gflops"] > 0 and len(result["matmul_gflops"]) == 2
   for r in rows:
     assert r["train_gflop"] > 0 and r["train_s"] > 0 and r["forward_s"] > 0

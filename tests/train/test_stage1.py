@@ -91,6 +91,7 @@ def test_non_finite_step_is_skipped():
     ("loss.kind", "l1", "loss.kind"),
     ("data.batch_size", 0, "data.batch_size"),
     ("optim.milestones", (1.5,), "optim.milestones"),
+    ("train.microbatch", 3, "train.microbatch"),
 ])
 def test_bad_config_is_refused_by_name(field, value, match):
   config = tiny_stage1_config(**{field: value})
