@@ -287,7 +287,10 @@ def memory_check(batch, device_gb):
     if _SMOKE.value:
       c.model.features, c.model.blocks, c.data.patch_size = 8, (1, 1), 16
     c.data.batch_size = batch
-    for remat in (False, True):
+    # Three ways to the batch: one pass; one pass recomputing each MDC in the backward
+    # pass; two passes of half the batch (`train.microbatch`, gradients summed).
+    for remat, micro in ((False, 0), (True, 0), (False, max(batch // 2, 1))):
+      c.train.microbatch = micro
       model = stage1.build_model(c)
       # Accelerators take the plain (native) convolutions: conv_impl='auto' off CPU.
       model = model.clone(dbsn=model.dbsn.clone(conv_impl="plain", remat=remat))
@@ -299,7 +302,8 @@ def memory_check(batch, device_gb):
       compiled = stage1.make_train_step(c, model).lower(state, batch_in).compile()
       mb = memory_mb(compiled)
       rows.append({"config": cfg_name, "compute_dtype": c.get("compute_dtype", "float32"),
-                   "batch": f"{batch} x {p}x{p}", "remat": remat, "mem_gb": mb / 1024,
+                   "batch": f"{batch} x {p}x{p}", "remat": remat,
+                   "microbatch": micro or batch, "mem_gb": mb / 1024,
                    "fits": mb / 1024 <= device_gb, "compile_s": time.perf_counter() - t})
   return rows
 

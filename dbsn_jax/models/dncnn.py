@@ -16,7 +16,10 @@ class DnCNN(nn.Module):
   features: int = 64
   depth: int = 17
   dtype: Any = jnp.float32
-  conv_impl: str = "auto"  # dbsn_jax.models.fast_conv.IMPLS; same parameters for all.
+  # dbsn_jax.models.fast_conv.IMPLS; same parameters for all. 'plain' by default: on
+  # these undilated convs XLA's own gradients beat 'fast' in a whole CPU train step
+  # (tools/benchmark.py: 'fast' 0.75-0.87x), and stage 2 has no micro-batch loop.
+  conv_impl: str = "plain"
 
   @nn.compact
   def __call__(self, y, train: bool = False):

@@ -32,7 +32,10 @@ class MWCNN(nn.Module):
   widths: Sequence[int] = (160, 256, 256)
   convs: int = 3
   dtype: Any = jnp.float32
-  conv_impl: str = "auto"  # dbsn_jax.models.fast_conv.IMPLS; same parameters for all.
+  # dbsn_jax.models.fast_conv.IMPLS; same parameters for all. 'plain' by default: on
+  # these undilated convs XLA's own gradients beat 'fast' in a whole CPU train step
+  # (tools/benchmark.py: 'fast' 0.75-0.87x), and stage 2 has no micro-batch loop.
+  conv_impl: str = "plain"
 
   def _stack(self, x, width, n):
     for _ in range(n):

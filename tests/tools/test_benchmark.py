@@ -40,6 +40,6 @@ def test_smoke_table_and_json(tmp_path):
 def test_smoke_memory_check(tmp_path):
   _, result = _run(tmp_path, "--memory", "--memory_batch=2")
   rows = result["memory"]
-  assert [(r["config"], r["remat"]) for r in rows] == [("gray_awgn", False),
-                                                       ("gray_awgn", True)]
+  assert [(r["config"], r["remat"], r["microbatch"]) for r in rows] == [
+      ("gray_awgn", False, 2), ("gray_awgn", True, 2), ("gray_awgn", False, 1)]
   assert all(r["mem_gb"] > 0 and r["fits"] for r in rows)
