@@ -33,8 +33,9 @@ def test_fast_gradients_match_plain(k, d, cin, cout, batch, chunk_rows, taps, mo
   also with the rows split into chunks that do not divide them (a zero-padded last
   chunk), down to one row per step."""
   monkeypatch.setattr(fast_conv, "taps_pay", lambda *shapes: taps)
-  if chunk_rows:
+  if chunk_rows:  # The loop over chunks (tiny inputs otherwise take one pass).
     monkeypatch.setattr(fast_conv, "CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(fast_conv, "WHOLE_ROWS", 0)
   kx, kw, kg = jax.random.split(jax.random.PRNGKey(k * 10 + d), 3)
   x = jax.random.normal(kx, (batch, 11, 13, cin))
   w = jax.random.normal(kw, (k, k, cin, cout))
