@@ -198,6 +198,8 @@ def cpu_budget(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   s1.data.patch_size, s1.data.batch_size = 64, 8
   s1.eval.stop, s1.eval.crop, s1.eval.every_steps = 4, 160, 500
   s1.train.num_steps, s1.train.checkpoint_every = 2500, 500
+  # One patch per gradient pass: the same update, 1.15-1.5x faster on CPU ("Speed").
+  s1.train.microbatch = 1
   s1.optim.lr, s1.optim.milestones = 1e-3, (0.6, 0.85)
   s2.denoiser.widths, s2.denoiser.convs = (32, 64, 64), 1
   s2.data.patch_size, s2.data.batch_size = 64, 16
