@@ -1,4 +1,5 @@
-"""Data parallelism: 2 forced host devices give the same step as 1 device, both stages."""
+"""Data parallelism: 2 forced host devices give the same step as 1 device, both stages
+(stage 1 also micro-batched)."""
 import os
 import subprocess
 import sys
@@ -26,6 +27,12 @@ SCRIPT = textwrap.dedent("""
              "image_id": np.zeros((4,), np.int32)}
     state, m1 = stage1.make_train_step(config, model)(state, parallel.shard_batch(batch, mesh))
     out = [[float(m1["loss"]), jax.device_count()]] + flat(state.params)
+
+    # The same step in two micro-batches (gradients summed inside the jitted step).
+    config.train.microbatch = 2
+    state = parallel.replicate(stage1.create_state(config, model), mesh)
+    state, m1 = stage1.make_train_step(config, model)(state, parallel.shard_batch(batch, mesh))
+    out += [[float(m1["loss"])]] + flat(state.params)
 
     # Stage 2 (DnCNN: its BatchNorm statistics span the devices): 6 clean + 2 real rows.
     s2 = defaults.stage2()
@@ -72,7 +79,8 @@ def test_two_devices_match_one(tmp_path):
   assert one[1] == 1 and two[1] == 2
   assert one.shape == two.shape
   np.testing.assert_allclose(two[0], one[0], rtol=1e-5)  # Stage-1 loss.
-  # Stage-1 parameters, stage-2 loss, parameters and BatchNorm statistics.
+  # Stage-1 parameters (one pass and micro-batched), stage-2 loss, parameters and
+  # BatchNorm statistics.
   np.testing.assert_allclose(two[2:], one[2:], rtol=1e-5, atol=1e-6)
   # data.batch_size is per device: 2 devices x (3 clean + 1 real), 1 real row each.
   assert "rows 6 2 [1, 1]" in msg
