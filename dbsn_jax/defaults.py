@@ -89,8 +89,8 @@ def stage1() -> ml_collections.ConfigDict:
   c.train.max_nonfinite = 20           # Stop after this many consecutive skipped steps.
   # Patches per device in each forward/backward pass; the step sums the passes'
   # gradients (the same update as one pass, to float rounding). 0: the whole batch.
-  # On CPU, 1 keeps each pass's activations in cache (tools/benchmark.py: ~1.4x faster
-  # at the reference size, no gain at 48 features); accelerators want 0.
+  # On CPU, 1 keeps each pass's activations in cache (tools/benchmark.py: 1.9-2.3x plain
+  # at the reference size, 1.1-1.5x at 48 features); accelerators want 0.
   c.train.microbatch = 0
   return c
 
@@ -201,12 +201,17 @@ def cpu_budget(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   # One patch per gradient pass: the same update, 1.15-1.5x faster on CPU ("Speed").
   s1.train.microbatch = 1
   s1.optim.lr, s1.optim.milestones = 1e-3, (0.6, 0.85)
+  _cpu_stage2(s2, num_steps=8000, checkpoint_every=1000, eval_every=2000)
+  return config
+
+
+def _cpu_stage2(s2, num_steps: int, checkpoint_every: int, eval_every: int) -> None:
+  """The CPU budgets' stage 2: MWCNN (32, 64, 64), 1 conv per level, 64x64 x 16."""
   s2.denoiser.widths, s2.denoiser.convs = (32, 64, 64), 1
   s2.data.patch_size, s2.data.batch_size = 64, 16
-  s2.train.num_steps, s2.train.checkpoint_every = 8000, 1000
-  s2.eval.every_steps = 2000
+  s2.train.num_steps, s2.train.checkpoint_every = num_steps, checkpoint_every
+  s2.eval.every_steps = eval_every
   s2.optim.lr, s2.optim.milestones = 1e-3, (0.6, 0.85)
-  return config
 
 
 def real_photos(noisy: str, eval_clean: str = "", eval_noisy: str = "",
@@ -256,9 +261,5 @@ def real_photos_cpu_budget(config: ml_collections.ConfigDict) -> ml_collections.
   s1.train.num_steps, s1.train.checkpoint_every = 1500, 500
   s1.eval.every_steps = 500
   s1.optim.lr, s1.optim.milestones = 1e-3, (0.6, 0.85)
-  s2.denoiser.widths, s2.denoiser.convs = (32, 64, 64), 1
-  s2.data.patch_size, s2.data.batch_size = 64, 16
-  s2.train.num_steps, s2.train.checkpoint_every = 2500, 500
-  s2.eval.every_steps = 1250
-  s2.optim.lr, s2.optim.milestones = 1e-3, (0.6, 0.85)
+  _cpu_stage2(s2, num_steps=2500, checkpoint_every=500, eval_every=1250)
   return config
