@@ -70,7 +70,11 @@ def stage1() -> ml_collections.ConfigDict:
   c.eval.every_steps = 1000
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.kind = "constrained"          # Eq. 8; or "gaussian" (plain NLL).
+  # Eq. 8 ("constrained") until switch_fraction of the steps, then the plain NLL
+  # ("gaussian"): the reference's pre-train + fine-tune in one run. Either alone
+  # mis-learns the noise level (dbsn_jax.train.stage1.loss_fn).
+  c.loss.kind = "constrained_then_gaussian"
+  c.loss.switch_fraction = 0.5
   c.loss.l2_warmup_steps = 0           # Train mu by L2 first, inside the same run.
   c.loss.eps = 1e-6
 
@@ -228,10 +232,6 @@ def real_photos(noisy: str, eval_clean: str = "", eval_noisy: str = "",
   s1.channels = 3
   s1.data.train = noisy
   s1.noise.kind = "none"
-  # Sub-image mu is far less accurate than the photo's noise is strong (CC15: mu ~28.6 dB,
-  # noise ~33.4 dB), against Eq. 8's premise |Sigma_n| >> |Sigma_mu|; the plain likelihood
-  # scored 32.3 vs 30.7 dB (Bayes) on CC15 under the CPU budget.
-  s1.loss.kind = "gaussian"
   s1.noise_model.mode = "multivariate"
   s1.noise_model.per_image = True
   s1.model.sigma_form = "full"

@@ -189,10 +189,11 @@ def noise_levels(denoiser, noisy: np.ndarray):
   k = denoiser.params["noise_model"]["layer0_kernel"]
   model = stage1.build_model(cfg, k.shape[0] if k.ndim == 3 else 0)
   y = jnp.asarray(noisy, jnp.float32)[None]
-  mu = denoiser._local(denoiser.params, y, None)["mu"]  # Jitted D-BSN (exact size).
+  parts = denoiser._local(denoiser.params, y, None)  # Jitted D-BSN (exact size).
+  mu = parts["mu"]
   ids = jnp.zeros((1,), jnp.int32)
   if model.noise_model.num_models:
-    ids = stage1.select_noise_models(denoiser.params, model, y, mu)
+    ids = stage1.select_noise_models(denoiser.params, model, y, mu, parts["sigma_mu"])
   src = mu if model.noise_input == "mu" else y
   return np.asarray(model.noise_model.apply(
       {"params": denoiser.params["noise_model"]}, src, ids)[0])

@@ -198,8 +198,8 @@ def stage1_denoiser(config, model, params, **kw) -> Denoiser:
     ys, mus = down(y), down(mu)
     ids = realworld.model_ids(jnp.zeros((y.shape[0],), jnp.int32), rw, per_image=False)
     if per_group > 1:
-      ids = stage1.select_noise_models(p, model, ys, mus, groups=ids if groups > 1 else None,
-                                       num_groups=groups)
+      ids = stage1.select_noise_models(p, model, ys, mus, down(sigma_mu),
+                                       groups=ids if groups > 1 else None, num_groups=groups)
     src = jax.lax.stop_gradient(mus) if model.noise_input == "mu" else ys
     mask = None if valid is None else down(valid)
     sigma_n = up(model.noise_model.apply({"params": p["noise_model"]}, src, ids, mask), y.shape)

@@ -54,14 +54,21 @@ def gaussian_nll(y, mu, sigma_mu, sigma_n, eps: float = EPS):
 
 
 def bayes_estimate(y, mu, sigma_mu, sigma_n, eps: float = EPS):
-  """Posterior mean x = (Sigma_mu + Sigma_n)^-1 (Sigma_mu y + Sigma_n mu), `(..., C)`."""
+  """Posterior mean of prior N(mu, Sigma_mu) and likelihood N(x, Sigma_n), `(..., C)`.
+
+  x = (Sigma_mu^-1 + Sigma_n^-1)^-1 (Sigma_mu^-1 mu + Sigma_n^-1 y)
+    = mu + Sigma_mu (Sigma_mu + Sigma_n)^-1 (y - mu)   (SPEC section 4).
+  Eq. 9 as printed, (Sigma_mu + Sigma_n)^-1 (Sigma_mu y + Sigma_n mu), applies the
+  transposed gain; the two agree only when the matrices commute (gray, diagonal).
+  """
   y32, mu32 = y.astype(jnp.float32), mu.astype(jnp.float32)
   s_mu, s_n = sigma_mu.astype(jnp.float32), sigma_n.astype(jnp.float32)
+  r = y32 - mu32
   if y.shape[-1] == 1:
     vm, vn = s_mu[..., 0, 0], s_n[..., 0, 0]
-    return ((vm * y32[..., 0] + vn * mu32[..., 0]) / (vm + vn + eps))[..., None]
-  rhs = (s_mu @ y32[..., None] + s_n @ mu32[..., None])[..., 0]
-  return linalg.cho_solve(linalg.cholesky(_guard(s_mu + s_n, eps)), rhs)
+    return mu32 + (vm / (vm + vn + eps))[..., None] * r
+  z = linalg.cho_solve(linalg.cholesky(_guard(s_mu + s_n, eps)), r)
+  return mu32 + (s_mu @ z[..., None])[..., 0]
 
 
 def mse(a, b):

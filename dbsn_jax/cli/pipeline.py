@@ -32,8 +32,16 @@ def main(argv):
     sys.exit(1)
   if not distributed.is_primary():
     return
+  if "results" not in out:  # No ground truth: the photos were denoised, nothing to score.
+    print(f"\ndenoised photos written to {out['denoised']}")
+    print(f"written to {_WORKDIR.value}/results.json")
+    return
   print(f"\n{out['eval_set']}: {out['num_images']} images, noise {out['noise']['kind']}")
   print(common.markdown_table(out["results"]))
+  if out.get("noise_std") and out["noise_std"]["relative_error"] is not None:
+    ns = out["noise_std"]
+    print(f"\nlearned noise std {ns['learned']:.2f} (true {ns['true']:.2f}, "
+          f"{100 * ns['relative_error']:+.1f} %), 0-255 scale")
   print(f"\nwritten to {_WORKDIR.value}/results.json")
 
 

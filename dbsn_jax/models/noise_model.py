@@ -11,14 +11,18 @@ import jax.numpy as jnp
 from dbsn_jax.models import covariance
 from dbsn_jax.models.layers import he_normal
 
-MODES = ("awgn", "hetero", "multivariate")
+MODES = ("awgn", "hetero", "multivariate", "hetero_multivariate")
+_PER_PIXEL = ("hetero", "hetero_multivariate")  # Modes not averaged over the image.
+_FULL = ("multivariate", "hetero_multivariate")  # Modes with a full C x C covariance.
 
 
 class NoiseEstimator(nn.Module):
   """`x (B, H, W, C)` (and image ids `(B,)`) -> `Sigma_n (B, H, W, C, C)`.
 
   Modes: 'awgn' (diagonal, averaged over pixels: one sigma per image and channel),
-  'hetero' (diagonal, per pixel), 'multivariate' (full C x C, averaged over pixels).
+  'hetero' (diagonal, per pixel), 'multivariate' (full C x C, averaged over pixels),
+  'hetero_multivariate' (full C x C per pixel: signal-dependent, channel-correlated
+  noise as in demosaicked camera photos; paper section 3.2's Sigma_n(x)).
   Output transform of the reference: s = softplus(out - 4) + 1e-3 on L's diagonal,
   with the last layer zero-initialised, so the initial std is ~0.019 (~5/255).
   """
@@ -50,16 +54,20 @@ class NoiseEstimator(nn.Module):
       raise ValueError("an image-specific NoiseEstimator needs image_ids")
     if self.num_models:
       image_ids = jnp.clip(image_ids, 0, self.num_models - 1)
-    init = lambda key, shape, dtype=jnp.float32: jnp.stack(  # noqa: E731
-        [he_normal(k, shape[-2:], dtype) for k in jax.random.split(key, self.num_models)]
-    ) if self.num_models else he_normal(key, shape, dtype)
+    def init(key, shape, dtype=jnp.float32):
+      if not self.num_models:
+        return he_normal(key, shape, dtype)
+      # One vmapped draw for the whole table: the traced program, and so the compile
+      # time, does not grow with the number of images.
+      keys = jax.random.split(key, self.num_models)
+      return jax.vmap(lambda k: he_normal(k, shape[-2:], dtype))(keys)
     h = x.astype(jnp.float32)
     for i in range(self.hidden_layers + 1):
       h = nn.relu(self._dense(h, image_ids, self.features, f"layer{i}", init))
-    form = "full" if self.mode == "multivariate" else "diag"
+    form = "full" if self.mode in _FULL else "diag"
     q = covariance.num_outputs(self.channels, form)
     out = self._dense(h, image_ids, q, "out", nn.initializers.zeros)
-    if self.mode != "hetero":
+    if self.mode not in _PER_PIXEL:
       if mask is None:
         mean = out.mean(axis=(1, 2), keepdims=True)
       else:

@@ -41,7 +41,8 @@ def run(config, workdir: str) -> Dict:
     return out
   rows = results_table(s1["eval"], s2["eval"])
   out = {"eval_set": ec.source, "num_images": len(s2["data"][0]) if s2["data"] else 0,
-         "crop": ec.crop, "noise": config.stage1.noise.to_dict(), "results": rows}
+         "crop": ec.crop, "noise": config.stage1.noise.to_dict(), "results": rows,
+         "noise_std": s1["noise_std"]}
   if jax.process_index() == 0:  # Multi-host: one writer.
     checkpoints.write_json(os.path.join(workdir, "results.json"), out)
   return out

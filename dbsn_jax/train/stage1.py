@@ -18,6 +18,18 @@ from dbsn_jax.models import DBSN, NoiseEstimator
 from dbsn_jax.train import loop, microbatch, parallel, precision, state as state_lib
 
 
+LOSS_KINDS = ("constrained", "gaussian", "constrained_then_gaussian")
+
+
+def switch_step(config) -> int:
+  """The step at which 'constrained_then_gaussian' changes from Eq. 8 to the plain NLL."""
+  if config.loss.kind == "constrained":
+    return config.train.num_steps + 1
+  if config.loss.kind == "gaussian":
+    return 0
+  return int(round(config.loss.get("switch_fraction", 0.5) * config.train.num_steps))
+
+
 class Stage1Model(nn.Module):
   """`y (B, H, W, C)` -> (mu, Sigma_mu, Sigma_n); Sigma_n from CNN_est of mu or y."""
   dbsn: DBSN
@@ -37,10 +49,14 @@ def validate(config, num_images: int = 0) -> None:
     raise ValueError(f"channels must be 1 or 3, got {config.channels}")
   if config.noise_model.input not in ("mu", "y"):
     raise ValueError(f"noise_model.input must be 'mu' or 'y', got {config.noise_model.input!r}")
-  if config.loss.kind not in ("constrained", "gaussian"):
-    raise ValueError(f"loss.kind must be 'constrained' or 'gaussian', got {config.loss.kind!r}")
-  if config.noise_model.mode == "multivariate" and config.channels == 1:
-    raise ValueError("noise_model.mode='multivariate' needs channels=3")
+  if config.loss.kind not in LOSS_KINDS:
+    raise ValueError(f"loss.kind must be one of {LOSS_KINDS}, got {config.loss.kind!r}")
+  switch = config.loss.get("switch_fraction", 0.5)
+  if not 0.0 < switch < 1.0:
+    raise ValueError(f"loss.switch_fraction must be in (0, 1), got {switch}")
+  if config.noise_model.mode in ("multivariate", "hetero_multivariate") and \
+      config.channels == 1:
+    raise ValueError(f"noise_model.mode={config.noise_model.mode!r} needs channels=3")
   if config.noise.kind == "multivariate" and config.channels == 1:
     raise ValueError("noise.kind='multivariate' needs channels=3")
   for field in ("patch_size", "batch_size"):
@@ -84,20 +100,28 @@ def create_state(config, model: Stage1Model, num_images: int = 0) -> state_lib.T
   return state_lib.TrainState.create(apply_fn=model.apply, params=params, tx=tx, key=k_noise)
 
 
-def loss_fn(params, model, y, image_ids, step, loss_cfg):
+def loss_fn(params, model, y, image_ids, step, loss_cfg, gaussian_from=None):
   """The stage-1 objective and the model's outputs.
 
   During the first `l2_warmup_steps` steps mu learns by L2 to y (the blind-spot
   network's self-supervised regression, the reference's pre-training) while the
   covariance heads learn the likelihood of a gradient-stopped mu; then everything
-  trains jointly by the likelihood. One schedule, one run.
+  trains jointly by the likelihood. From step `gaussian_from` on the likelihood is the
+  plain NLL, before it Eq. 8 (the reference's pre-train then fine-tune, in one run):
+  Eq. 8 alone drives the noise variance towards sigma^2 + mu's error and Sigma_mu to
+  zero; the plain NLL alone cannot tell Sigma_mu from Sigma_n, so a noise level learned
+  from scratch by it stays where it started. One schedule, one run.
   """
+  if gaussian_from is None:  # Without a schedule: plain NLL only for kind 'gaussian'.
+    gaussian_from = 0 if loss_cfg.kind == "gaussian" else 2**31 - 1
   mu, sigma_mu, sigma_n = precision.to_float32(model.apply({"params": params}, y, image_ids))
   warm = step < loss_cfg.l2_warmup_steps
   mu_nll = jnp.where(warm, jax.lax.stop_gradient(mu), mu)
-  nll = losses.constrained_nll if loss_cfg.kind == "constrained" else losses.gaussian_nll
+  terms = (y, mu_nll, sigma_mu, sigma_n, loss_cfg.eps)
+  nll = jnp.where(step >= gaussian_from, losses.gaussian_nll(*terms),
+                  losses.constrained_nll(*terms))
   l2 = losses.mse(mu, y)
-  loss = nll(y, mu_nll, sigma_mu, sigma_n, loss_cfg.eps) + jnp.where(warm, l2 / 2e-3, 0.0)
+  loss = nll + jnp.where(warm, l2 / 2e-3, 0.0)
   return loss, (mu, sigma_mu, sigma_n, l2)
 
 
@@ -108,6 +132,7 @@ def make_train_step(config, model: Stage1Model):
   """
   add_noise = noise.from_config(config.noise)
   model = precision.stage1_model(model, precision.compute_dtype(config))
+  gaussian_from = switch_step(config)
 
   def train_step(state, batch):
     key = jax.random.fold_in(state.key, state.step)
@@ -119,13 +144,20 @@ def make_train_step(config, model: Stage1Model):
       y, true_cov = x, None
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, (mu, sigma_mu, sigma_n, l2)), grads = microbatch.accumulate(
-        lambda yy, ii: grad_fn(state.params, model, yy, ii, state.step, config.loss),
+        lambda yy, ii: grad_fn(state.params, model, yy, ii, state.step, config.loss,
+                               gaussian_from),
         (y, ids), config.data.batch_size, config.train.get("microbatch", 0), state.params)
     new_state, ok = state_lib.guarded_update(state, grads, loss)
     out = {"loss": loss, "mse_mu_y": l2, "finite": ok,
            "noise_std": 255.0 * jnp.mean(jnp.sqrt(jnp.diagonal(sigma_n, axis1=-2, axis2=-1))),
            "sigma_mu_std": 255.0 * jnp.mean(jnp.sqrt(jnp.diagonal(sigma_mu, axis1=-2, axis2=-1)))}
+    if y.shape[-1] > 1:  # Per channel, as the noise models of photos differ by channel.
+      for c, v in enumerate(jnp.sqrt(jnp.mean(jnp.diagonal(sigma_n, axis1=-2, axis2=-1),
+                                              axis=(0, 1, 2)))):
+        out[f"noise_std_c{c}"] = 255.0 * v
     if true_cov is not None:
+      out["noise_std_true"] = 255.0 * jnp.mean(
+          jnp.sqrt(jnp.diagonal(true_cov, axis1=-2, axis2=-1)))
       out["psnr_mu"] = jnp.mean(metrics.psnr(mu, x))
       out["noise_std_error"] = metrics.noise_std_error(sigma_n, true_cov)
     return new_state, out
@@ -174,22 +206,25 @@ def eval_set(config):
                               stop, ec.crop)
 
 
-def select_noise_models(params, model: Stage1Model, y, mu, crop: int = 64, groups=None,
-                        num_groups: int = 1):
+def select_noise_models(params, model: Stage1Model, y, mu, sigma_mu, crop: int = 64,
+                        groups=None, num_groups: int = 1):
   """For a per-image CNN_est on an unseen image: the id whose model best explains the
   residual y - mu (largest likelihood on a centre crop). With Bayer groups, image b only
-  considers the models of its group `groups[b]` (ids image * num_groups + group)."""
+  considers the models of its group `groups[b]` (ids image * num_groups + group).
+
+  Each candidate is scored under the full predictive covariance Sigma_mu + Sigma_n: the
+  residual carries mu's error as well as the noise, and scoring it by Sigma_n alone
+  favours the noisiest model.
+  """
   num = model.noise_model.num_models
-  yc, mc = (evaluation.centre_crop(a, crop) for a in (y, mu))
+  yc, mc, sc = (evaluation.centre_crop(a, crop) for a in (y, mu, sigma_mu))
   src = mc if model.noise_input == "mu" else yc
   est = model.noise_model
 
   def score(m):
     ids = jnp.full((y.shape[0],), m, jnp.int32)
     cov = est.apply({"params": params["noise_model"]}, src, ids)
-    r = (yc - mc)[..., None]
-    return jax.vmap(lambda c, rr: losses.gaussian_nll(rr[..., 0], 0 * rr[..., 0], 0 * c, c))(
-        cov, r)
+    return jax.vmap(losses.gaussian_nll)(yc, mc, sc, cov)
 
   scores = jax.lax.map(score, jnp.arange(num))  # (M, B)
   if groups is not None:
@@ -212,17 +247,36 @@ def make_image_denoiser(model: Stage1Model, rw: realworld.Settings = realworld.S
     out = denoise(params, y, ids)
     if per_group > 1:
       down = (lambda v: realworld.downsample(v, f)) if f > 1 else (lambda v: v)  # noqa: E731
-      ids = select(params, y=down(y), mu=down(out["mu"]), groups=ids if groups > 1 else None)
+      ids = select(params, y=down(y), mu=down(out["mu"]), sigma_mu=down(out["sigma_mu"]),
+                   groups=ids if groups > 1 else None)
       out = denoise(params, y, ids)
     return out
   return run
 
 
+def rms_std(cov) -> np.ndarray:
+  """Per-channel RMS noise std, 0-255 scale, of covariances `(..., C, C)`: sqrt of the
+  mean variance, the quantity std(noisy - clean) measures."""
+  var = np.diagonal(np.asarray(cov, np.float64), axis1=-2, axis2=-1)
+  return 255.0 * np.sqrt(var.reshape(-1, var.shape[-1]).mean(0))
+
+
+def true_noise_std(noisy, clean, cov=None) -> np.ndarray:
+  """Per-channel true noise std (0-255) of one image: from the synthetic covariance
+  `(H, W, C, C)` when known, else std(noisy - clean) of the pair."""
+  if cov is not None:
+    return rms_std(cov)
+  d = (np.asarray(noisy, np.float64) - np.asarray(clean, np.float64)).reshape(-1, noisy.shape[-1])
+  return 255.0 * d.std(0)
+
+
 def evaluate(params, model: Stage1Model, data, denoise=None,
-             rw: realworld.Settings = realworld.Settings()) -> Dict[str, float]:
+             rw: realworld.Settings = realworld.Settings(), details: bool = False):
   """Mean PSNR/SSIM of the noisy input, mu and the Bayes estimate (and its guided-filtered
-  version) on `data`; `denoise` is a `make_image_denoiser` function."""
-  noisy, clean, covs, _ = data
+  version) on `data`, and the learned noise std against the truth (`noise_std_learned`,
+  `noise_std_true`, 0-255, RMS over pixels, mean over channels); `denoise` is a
+  `make_image_denoiser` function. With `details`, also the per-image rows."""
+  noisy, clean, covs, names = data
   denoise = denoise or make_image_denoiser(model, rw)
   rows = []
   for i, (y, x) in enumerate(zip(noisy, clean)):
@@ -237,8 +291,29 @@ def evaluate(params, model: Stage1Model, data, denoise=None,
       row["ssim_filtered"] = metrics.ssim(out["filtered"], xb)[0]
     if covs is not None:
       row["noise_std_error"] = metrics.noise_std_error(out["sigma_n"], jnp.asarray(covs[i])[None])
-    rows.append({k: float(v) for k, v in row.items()})
-  return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    learned = rms_std(out["sigma_n"])
+    true = true_noise_std(y, x, None if covs is None else covs[i])
+    row["noise_std_learned"], row["noise_std_true"] = learned.mean(), true.mean()
+    row = {k: float(v) for k, v in row.items()}
+    row["name"] = names[i] if names is not None else str(i)
+    row["noise_std_learned_per_channel"] = [round(float(v), 4) for v in learned]
+    row["noise_std_true_per_channel"] = [round(float(v), 4) for v in true]
+    rows.append(row)
+  means = {k: float(np.mean([r[k] for r in rows])) for k, v in rows[0].items()
+           if isinstance(v, float)}
+  return (means, rows) if details else means
+
+
+def noise_std_summary(rows) -> Dict[str, Any]:
+  """results.json's "noise_std": the learned and true std (0-255) averaged over channels
+  and images, with the per-image detail."""
+  keep = ("name", "noise_std_learned", "noise_std_true", "noise_std_learned_per_channel",
+          "noise_std_true_per_channel")
+  learned = float(np.mean([r["noise_std_learned"] for r in rows]))
+  true = float(np.mean([r["noise_std_true"] for r in rows]))
+  return {"learned": round(learned, 4), "true": round(true, 4),
+          "relative_error": round(learned / true - 1.0, 4) if true > 0 else None,
+          "per_image": [{k: r[k] for k in keep} for r in rows]}
 
 
 def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
@@ -276,9 +351,10 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
                    extra={"num_images": len(train)})
   complete = int(state.step) >= config.train.num_steps  # False when stopped by a signal.
   params = parallel.local_copy(state.params)
-  results = evaluate(params, model, data, denoise, rw) if data and complete else {}
+  results, rows = evaluate(params, model, data, denoise, rw, details=True) \
+      if data and complete else ({}, [])
   return {"state": state, "model": model, "eval": results, "num_images": len(train),
-          "complete": complete}
+          "complete": complete, "noise_std": noise_std_summary(rows) if rows else None}
 
 
 def load(workdir: str, step=None, mesh=None):

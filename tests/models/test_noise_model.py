@@ -27,6 +27,39 @@ def test_hetero_is_local():
   assert not changed.any(), "changing one pixel changed Sigma_n elsewhere"
 
 
+def test_hetero_multivariate_is_local_and_full():
+  model = NoiseEstimator(channels=3, mode="hetero_multivariate")
+  x = jax.random.uniform(jax.random.PRNGKey(0), (1, 12, 12, 3))
+  params = _init(model, x)
+  a = np.asarray(model.apply({"params": params}, x))
+  b = np.asarray(model.apply({"params": params}, x.at[0, 5, 7].add(0.5)))
+  changed = np.any(a != b, axis=(-1, -2))[0]
+  assert changed[5, 7] and changed.sum() == 1
+  assert np.abs(a[..., 0, 1]).max() > 0  # Channels correlate.
+  assert np.ptp(a[0, ..., 0, 1]) > 0  # and the covariance varies from pixel to pixel.
+  eig = np.linalg.eigvalsh(a.astype(np.float64))
+  assert np.all(eig > -1e-6 * eig.max(-1, keepdims=True))
+
+
+def test_table_init_does_not_grow_with_the_number_of_images():
+  """The traced init (what XLA compiles) is the same program for 5 and 500 image ids,
+  so compile time cannot grow with a folder's size; the tables' rows still differ."""
+  x = jnp.zeros((1, 8, 8, 3))
+  ids = jnp.zeros((1,), jnp.int32)
+
+  def program(n):
+    model = NoiseEstimator(channels=3, mode="multivariate", num_models=n)
+    return jax.make_jaxpr(model.init)(jax.random.PRNGKey(0), x, ids)
+
+  small, large = program(5), program(500)
+  assert len(small.eqns) == len(large.eqns)
+  params = NoiseEstimator(channels=3, mode="multivariate", num_models=500).init(
+      jax.random.PRNGKey(0), x, ids)["params"]
+  k = np.asarray(params["layer0_kernel"])
+  assert k.shape == (500, 3, 16)
+  assert len({row.tobytes() for row in k}) == 500
+
+
 def test_awgn_and_multivariate_are_constant_per_image():
   x = jax.random.uniform(jax.random.PRNGKey(0), (2, 10, 10, 3))
   for mode in ("awgn", "multivariate"):
