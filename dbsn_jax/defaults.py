@@ -75,6 +75,9 @@ def stage1() -> ml_collections.ConfigDict:
   # mis-learns the noise level (dbsn_jax.train.stage1.loss_fn).
   c.loss.kind = "constrained_then_gaussian"
   c.loss.switch_fraction = 0.5
+  # Weight w of Eq. 8 after the switch, (1 - w) plain + w Eq. 8: w > 0 keeps a weak pull of
+  # Sigma_mu towards zero, so the noise level cannot drift below the residual's floor.
+  c.loss.final_constrained_weight = 0.0
   c.loss.l2_warmup_steps = 0           # Train mu by L2 first, inside the same run.
   c.loss.eps = 1e-6
 

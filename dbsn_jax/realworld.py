@@ -76,14 +76,15 @@ def padded_size(n: int, f: int) -> int:
 
 
 def downsample(x, f: int):
-  """`x (B, H, W, C)` -> `(B * f^2, ceil(H/f), ceil(W/f), C)`; sides that do not divide are
-  reflect-padded at the bottom / right (`upsample` crops them back)."""
-  _, h, w, _ = x.shape
+  """`x (B, H, W, ...)` (images, or per-pixel covariances `(B, H, W, C, C)`) ->
+  `(B * f^2, ceil(H/f), ceil(W/f), ...)`; sides that do not divide are reflect-padded at
+  the bottom / right (`upsample` crops them back)."""
+  _, h, w, *rest = x.shape
   ph, pw = padded_size(h, f) - h, padded_size(w, f) - w
   if ph or pw:
     if ph >= h or pw >= w:
       raise ValueError(f"image {h}x{w} is too small to down-sample by {f}")
-    x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+    x = jnp.pad(x, ((0, 0), (0, ph), (0, pw)) + ((0, 0),) * len(rest), mode="reflect")
   return unshuffle(x, f)
 
 

@@ -9,13 +9,10 @@ Then e.g. dbsn-pipeline --config=configs/real_folder.py:runs/kodak_cam/noisy,cpu
   --config.stage1.eval.source=folder:runs/kodak_cam/clean
   --config.stage1.eval_noisy_source=folder:runs/kodak_cam/noisy
 """
-import json
-import os
-
 import numpy as np
 from absl import app, flags
 
-from dbsn_jax.data import camera_sim, image_io, sources
+from dbsn_jax.data import camera_sim
 
 _SOURCE = flags.DEFINE_string("source", "sample:train", "Clean RGB photos (a source spec).")
 _OUT = flags.DEFINE_string("output_dir", None, "Where to write noisy/, clean/ and the levels.")
@@ -26,26 +23,10 @@ _LIMIT = flags.DEFINE_integer("limit", 0, "Only the first N photos (0: all).")
 flags.mark_flag_as_required("output_dir")
 
 
-def write_set(source: str, out_dir: str, a: float, b: float, seed: int = 0,
-              limit: int = 0) -> dict:
-  """Simulate every photo of `source`; returns {name: noise std (0-255)}."""
-  photos = sources.load(source, 3, 0, limit or None)
-  levels = {}
-  for sub in ("noisy", "clean"):
-    os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
-  for i, (name, x) in enumerate(zip(photos.names, photos.images)):
-    noisy, truth = camera_sim.simulate(x, a, b, np.random.default_rng(seed + i))
-    image_io.write(os.path.join(out_dir, "noisy", name + ".png"), noisy)
-    image_io.write(os.path.join(out_dir, "clean", name + ".png"), truth)
-    levels[name] = camera_sim.noise_std(noisy, truth)
-  with open(os.path.join(out_dir, "noise_std.json"), "w") as f:
-    json.dump({"a": a, "b": b, "seed": seed, "noise_std": levels}, f, indent=1)
-  return levels
-
-
 def main(argv):
   del argv
-  levels = write_set(_SOURCE.value, _OUT.value, _A.value, _B.value, _SEED.value, _LIMIT.value)
+  levels = camera_sim.write_set(_SOURCE.value, _OUT.value, _A.value, _B.value, _SEED.value,
+                                _LIMIT.value)
   print(f"{len(levels)} photos to {_OUT.value}; noise std (0-255) mean "
         f"{np.mean(list(levels.values())):.2f}, range {min(levels.values()):.2f}-"
         f"{max(levels.values()):.2f}")

@@ -7,10 +7,14 @@ noise gives the ground truth. Demosaicking correlates the noise in space, the co
 matrix across channels, and the variance grows with intensity, as in a camera's JPEGs;
 unlike real photos, its level is known (`std(noisy - truth)` per photo).
 """
-from typing import Tuple
+import json
+import os
+from typing import Dict, Tuple
 
 import numpy as np
 from scipy import ndimage
+
+from dbsn_jax.data import image_io, sources
 
 # A typical sensor-to-sRGB colour matrix (rows sum to 1, negative off-diagonals).
 CCM = np.array([[1.60, -0.45, -0.15],
@@ -73,3 +77,21 @@ def simulate(clean: np.ndarray, a: float, b: float,
 def noise_std(noisy: np.ndarray, truth: np.ndarray) -> float:
   """std(noisy - truth) over all pixels and channels, 0-255 scale (the photo's level)."""
   return float(np.std(noisy.astype(np.float64) - truth.astype(np.float64)))
+
+
+def write_set(source: str, out_dir: str, a: float, b: float, seed: int = 0,
+              limit: int = 0) -> Dict[str, float]:
+  """Simulate every photo of `source` into OUT/noisy, OUT/clean and OUT/noise_std.json;
+  returns {name: noise std (0-255)}."""
+  photos = sources.load(source, 3, 0, limit or None)
+  levels = {}
+  for sub in ("noisy", "clean"):
+    os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
+  for i, (name, x) in enumerate(zip(photos.names, photos.images)):
+    noisy, truth = simulate(x, a, b, np.random.default_rng(seed + i))
+    image_io.write(os.path.join(out_dir, "noisy", name + ".png"), noisy)
+    image_io.write(os.path.join(out_dir, "clean", name + ".png"), truth)
+    levels[name] = noise_std(noisy, truth)
+  with open(os.path.join(out_dir, "noise_std.json"), "w") as f:
+    json.dump({"a": a, "b": b, "seed": seed, "noise_std": levels}, f, indent=1)
+  return levels

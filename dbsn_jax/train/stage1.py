@@ -54,6 +54,9 @@ def validate(config, num_images: int = 0) -> None:
   switch = config.loss.get("switch_fraction", 0.5)
   if not 0.0 < switch < 1.0:
     raise ValueError(f"loss.switch_fraction must be in (0, 1), got {switch}")
+  weight = config.loss.get("final_constrained_weight", 0.0)
+  if not 0.0 <= weight <= 1.0:
+    raise ValueError(f"loss.final_constrained_weight must be in [0, 1], got {weight}")
   if config.noise_model.mode in ("multivariate", "hetero_multivariate") and \
       config.channels == 1:
     raise ValueError(f"noise_model.mode={config.noise_model.mode!r} needs channels=3")
@@ -118,8 +121,9 @@ def loss_fn(params, model, y, image_ids, step, loss_cfg, gaussian_from=None):
   warm = step < loss_cfg.l2_warmup_steps
   mu_nll = jnp.where(warm, jax.lax.stop_gradient(mu), mu)
   terms = (y, mu_nll, sigma_mu, sigma_n, loss_cfg.eps)
-  nll = jnp.where(step >= gaussian_from, losses.gaussian_nll(*terms),
-                  losses.constrained_nll(*terms))
+  # After the switch: (1 - w) plain + w Eq. 8 with a small w (loss.final_constrained_weight).
+  w = jnp.where(step >= gaussian_from, loss_cfg.get("final_constrained_weight", 0.0), 1.0)
+  nll = (1.0 - w) * losses.gaussian_nll(*terms) + w * losses.constrained_nll(*terms)
   l2 = losses.mse(mu, y)
   loss = nll + jnp.where(warm, l2 / 2e-3, 0.0)
   return loss, (mu, sigma_mu, sigma_n, l2)

@@ -98,3 +98,35 @@ def test_bad_config_is_refused_by_name(field, value, match):
   with pytest.raises(ValueError, match=match):
     stage1.validate(config)
     stage1.create_state(config, stage1.build_model(config))
+
+
+def _noise_table(config, stds):
+  """A per-image AWGN CNN_est whose model m outputs the constant std `stds[m]`: zero
+  weights into its output, the bias inverting softplus(v - 4) + 1e-3."""
+  model = stage1.build_model(config, num_images=len(stds))
+  params = stage1.create_state(config, model, len(stds)).params
+  nm = dict(params["noise_model"])
+  nm["out_bias"] = jnp.asarray(
+      [[4.0 + np.log(np.expm1(s - 1e-3))] for s in stds], jnp.float32)
+  nm["out_kernel"] = jnp.zeros_like(nm["out_kernel"])
+  return model, {**params, "noise_model": nm}
+
+
+def test_model_choice_picks_the_true_noise_level_despite_mu_error():
+  """Candidates 10, 15, 20, 25 / 255; the images have 15 / 255 noise and a mu that is off
+  by 12 / 255 with Sigma_mu saying so. Scored under Sigma_n alone the residual looks like
+  19 / 255 noise and the 20 model wins; under Sigma_mu + Sigma_n the true 15 does."""
+  config = tiny_stage1_config(**{"noise_model.per_image": True})
+  stds = np.array([10.0, 15.0, 20.0, 25.0]) / 255.0
+  model, params = _noise_table(config, stds)
+  rng = np.random.default_rng(0)
+  x = rng.uniform(0.2, 0.8, size=(3, 64, 64, 1))
+  y = x + rng.normal(size=x.shape) * stds[1]
+  err = 12.0 / 255.0
+  mu = x + rng.normal(size=x.shape) * err
+  sigma_mu = np.full(x.shape + (1,), err**2)
+  f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+  ids = stage1.select_noise_models(params, model, f32(y), f32(mu), f32(sigma_mu))
+  np.testing.assert_array_equal(np.asarray(ids), [1, 1, 1])
+  blind = stage1.select_noise_models(params, model, f32(y), f32(mu), f32(0 * sigma_mu))
+  np.testing.assert_array_equal(np.asarray(blind), [2, 2, 2])  # The old, biased choice.
