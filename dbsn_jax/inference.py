@@ -154,8 +154,11 @@ class Denoiser:
     x = jnp.clip(self.run(y, tile), 0.0, 1.0)
     if peak is not None:
       x = jnp.round(x * peak)
-    out = x.reshape(shape).astype(dtype)
-    return out if isinstance(image, jax.Array) else np.asarray(out)
+    if isinstance(image, jax.Array):
+      return x.reshape(shape).astype(dtype)
+    # NumPy in, NumPy out, in the input's own dtype (float64 too, which jnp would make
+    # float32 without x64).
+    return np.asarray(x).reshape(shape).astype(dtype)
 
 
 def _starts(size: int, tile: int, overlap: int, multiple: int):

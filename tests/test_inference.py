@@ -49,6 +49,9 @@ def test_round_trips_keep_shape_dtype_and_range(make):
   outf = gray(f)
   assert outf.shape == f.shape and outf.dtype == np.float32
   assert 0.0 <= outf.min() and outf.max() <= 1.0
+  out64 = gray(f.astype(np.float64))  # The same dtype back, float64 too.
+  assert out64.dtype == np.float64
+  np.testing.assert_allclose(out64, outf, atol=1e-6)
   outj = gray(jnp.asarray(f))
   assert isinstance(outj, jax.Array)
   np.testing.assert_allclose(np.asarray(outj), outf, atol=1e-6)

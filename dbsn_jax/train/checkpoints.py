@@ -9,7 +9,14 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+
+def _all_finite(tree) -> bool:
+  """Whether every floating-point array of `tree` is finite."""
+  return all(bool(np.all(np.isfinite(a))) for a in jax.tree.leaves(jax.device_get(tree))
+             if np.issubdtype(np.asarray(a).dtype, np.floating))
 
 
 def manager(workdir: str, keep: int = 3, create: bool = True) -> ocp.CheckpointManager:
@@ -23,7 +30,16 @@ def manager(workdir: str, keep: int = 3, create: bool = True) -> ocp.CheckpointM
 
 def save(mgr: ocp.CheckpointManager, step: int, state: Any, data_state: Dict,
          config: Dict) -> None:
-  """Save state (arrays), the data iterator state and the config (JSON) at `step`."""
+  """Save state (arrays), the data iterator state and the config (JSON) at `step`.
+
+  A state with non-finite parameters is never saved: it would replace a good checkpoint
+  with one that denoises to black."""
+  if not _all_finite(getattr(state, "params", state)):
+    raise FloatingPointError(
+        f"not saving step {step} to {mgr.directory}: the parameters are not finite; "
+        + (f"the last good checkpoint (step {mgr.latest_step()}) is kept"
+           if mgr.latest_step() is not None else "no checkpoint was written")
+        + " (lower optim.lr?)")
   mgr.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       data=ocp.args.JsonSave(data_state),
@@ -49,6 +65,9 @@ def restore(mgr: ocp.CheckpointManager, target: Any,
   except Exception as e:  # orbax raises several types for mismatched trees.
     raise ValueError(f"cannot restore checkpoint {mgr.directory}/{step}: it is damaged "
                      f"(truncated or edited files) or from a different architecture: {e}") from e
+  if not _all_finite(getattr(out.state, "params", out.state)):
+    raise ValueError(f"checkpoint {mgr.directory}/{step} holds non-finite parameters; "
+                     "refusing to load it")
   return out.state, out.data, out.config
 
 

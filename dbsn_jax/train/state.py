@@ -1,4 +1,5 @@
 """The training state pytree and the optimizer built from a config."""
+import math
 from typing import Any
 
 import flax
@@ -19,8 +20,14 @@ class TrainState(train_state.TrainState):
 
 def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
   """Piecewise constant: lr, times `decay` at each milestone (fractions of num_steps)."""
-  if optim_cfg.lr <= 0:
-    raise ValueError(f"optim.lr must be > 0, got {optim_cfg.lr}")
+  # `not x > 0` also refuses NaN, which every comparison passes as False.
+  if not (math.isfinite(optim_cfg.lr) and optim_cfg.lr > 0):
+    raise ValueError(f"optim.lr must be a finite number > 0, got {optim_cfg.lr}")
+  if not (math.isfinite(optim_cfg.decay) and optim_cfg.decay > 0):
+    raise ValueError(f"optim.decay must be a finite number > 0, got {optim_cfg.decay}")
+  for name in ("b1", "b2"):
+    if not 0 <= optim_cfg[name] < 1:
+      raise ValueError(f"optim.{name} must be in [0, 1), got {optim_cfg[name]}")
   bounds = {}
   for frac in optim_cfg.milestones:
     if not 0 < frac < 1:
