@@ -71,13 +71,13 @@ def stage1() -> ml_collections.ConfigDict:
 
   c.loss = ml_collections.ConfigDict()
   # Eq. 8 ("constrained") until switch_fraction of the steps, then the plain NLL
-  # ("gaussian"): the reference's pre-train + fine-tune in one run. Either alone
-  # mis-learns the noise level (dbsn_jax.train.stage1.loss_fn).
+  # ("gaussian") plus final_constrained_weight x Eq. 8: the reference's pre-train and
+  # fine-tune in one run. Either loss alone mis-learns the noise level, and the plain NLL
+  # alone after Eq. 8 drifts below it (dbsn_jax.train.stage1.loss_fn; README "Learning
+  # the noise level").
   c.loss.kind = "constrained_then_gaussian"
   c.loss.switch_fraction = 0.5
-  # Weight w of Eq. 8 after the switch, (1 - w) plain + w Eq. 8: w > 0 keeps a weak pull of
-  # Sigma_mu towards zero, so the noise level cannot drift below the residual's floor.
-  c.loss.final_constrained_weight = 0.0
+  c.loss.final_constrained_weight = 0.03
   c.loss.l2_warmup_steps = 0           # Train mu by L2 first, inside the same run.
   c.loss.eps = 1e-6
 

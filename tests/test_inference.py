@@ -141,3 +141,23 @@ def test_bucket_padding_equals_the_exact_size(mode, channels, size):
   exact = d.apply_fn(d.params, y)
   np.testing.assert_allclose(d.run(y), exact, atol=1e-5)
   np.testing.assert_allclose(d.run(y, tile=True), exact, atol=1e-5)
+
+
+def test_a_tiny_tile_is_raised_with_a_warning_not_crawled_through():
+  """--tile 8 once meant a 1-pixel tile step (109,056 tiles for 300x400): now each tile is
+  at least 4 overlaps wide, with a warning, and the result is still exact."""
+  d = _stage1(tile=8, bucket=False)
+  calls = {"n": 0}
+  local = d._local
+
+  def counting(*a):
+    calls["n"] += 1
+    return local(*a)
+
+  d._local = counting
+  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 120, 160, 1))
+  with pytest.warns(UserWarning, match="tile 8 is too small"):
+    tiled = d.run(y, tile=True)
+  assert calls["n"] <= 64, calls
+  d._local = local
+  np.testing.assert_allclose(tiled, d.run(y, tile=False), atol=1e-5)

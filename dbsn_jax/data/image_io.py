@@ -69,6 +69,10 @@ def write(path: str, pixels: np.ndarray, alpha: Optional[np.ndarray] = None) -> 
       tifffile.imwrite(tmp, pixels)
     else:
       Image.fromarray(pixels).save(tmp)
+    # mkstemp makes the file 0600; give it the mode a plain open() would (umask applied).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

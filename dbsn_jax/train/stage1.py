@@ -109,11 +109,13 @@ def loss_fn(params, model, y, image_ids, step, loss_cfg, gaussian_from=None):
   During the first `l2_warmup_steps` steps mu learns by L2 to y (the blind-spot
   network's self-supervised regression, the reference's pre-training) while the
   covariance heads learn the likelihood of a gradient-stopped mu; then everything
-  trains jointly by the likelihood. From step `gaussian_from` on the likelihood is the
-  plain NLL, before it Eq. 8 (the reference's pre-train then fine-tune, in one run):
-  Eq. 8 alone drives the noise variance towards sigma^2 + mu's error and Sigma_mu to
-  zero; the plain NLL alone cannot tell Sigma_mu from Sigma_n, so a noise level learned
-  from scratch by it stays where it started. One schedule, one run.
+  trains jointly by the likelihood: Eq. 8 until step `gaussian_from`, then the plain NLL
+  with a small weight w of Eq. 8 kept (the reference's pre-train, fine-tune, in one run).
+  Eq. 8 alone drives the noise variance towards sigma^2 + mu's error and Sigma_mu to zero;
+  the plain NLL alone cannot tell Sigma_mu from Sigma_n (from scratch the noise level
+  stays where it started; after Eq. 8 it drifts down, Adam-driven, along that flat
+  direction). The small w pulls Sigma_mu down where mu is accurate, which pins the noise
+  level at the residual's floor there: the noise.
   """
   if gaussian_from is None:  # Without a schedule: plain NLL only for kind 'gaussian'.
     gaussian_from = 0 if loss_cfg.kind == "gaussian" else 2**31 - 1
@@ -121,8 +123,11 @@ def loss_fn(params, model, y, image_ids, step, loss_cfg, gaussian_from=None):
   warm = step < loss_cfg.l2_warmup_steps
   mu_nll = jnp.where(warm, jax.lax.stop_gradient(mu), mu)
   terms = (y, mu_nll, sigma_mu, sigma_n, loss_cfg.eps)
-  # After the switch: (1 - w) plain + w Eq. 8 with a small w (loss.final_constrained_weight).
-  w = jnp.where(step >= gaussian_from, loss_cfg.get("final_constrained_weight", 0.0), 1.0)
+  # After the switch: (1 - w) plain + w Eq. 8, a small w (loss.final_constrained_weight)
+  # for the schedule; kind 'gaussian' is the plain NLL alone.
+  final = loss_cfg.get("final_constrained_weight", 0.0) \
+      if loss_cfg.kind == "constrained_then_gaussian" else 0.0
+  w = jnp.where(step >= gaussian_from, final, 1.0)
   nll = (1.0 - w) * losses.gaussian_nll(*terms) + w * losses.constrained_nll(*terms)
   l2 = losses.mse(mu, y)
   loss = nll + jnp.where(warm, l2 / 2e-3, 0.0)

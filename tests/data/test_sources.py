@@ -94,3 +94,14 @@ def test_one_pixel_image(tmp_path):
   img = sources.load_image(str(tmp_path / "dot.png"), 1)
   it = pipeline.train_iterator(pipeline.train_dataset([img], 8, 2, seed=0), 1)
   np.testing.assert_allclose(next(it)["image"], 77 / 255, atol=1e-6)
+
+
+def test_written_images_get_the_umask_mode_not_the_temp_files(tmp_path):
+  import stat
+  from dbsn_jax.data import image_io
+  old = os.umask(0o022)
+  try:
+    image_io.write(str(tmp_path / "a.png"), np.zeros((4, 4), np.uint8))
+  finally:
+    os.umask(old)
+  assert stat.S_IMODE(os.stat(tmp_path / "a.png").st_mode) == 0o644
