@@ -250,8 +250,10 @@ def parse_models(entries):
 
 
 def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
-             crop: int = 0, bm3d: bool = False, keep: int = 3, progress=None):
-  """Score every method on one (set, noise) case.
+             crop: int = 0, bm3d: bool = False, keep: int = 3, progress=None,
+             ensemble: bool = False):
+  """Score every method on one (set, noise) case; with `ensemble`, every model that
+  allows it also as method `ensemble_label(label)` (the mean over 8 flips/rotations).
 
   Returns dict(rows=[{image, method, psnr, ssim}], keep=[(name, {method: image})] for the
   first `keep` images with 'noisy' and 'clean', nlf={label: (x, std)}, nlf_true).
@@ -274,6 +276,10 @@ def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
       t = time.time()
       outs[label] = np.asarray(d.run(jnp.asarray(y)[None])[0])
       seconds[label] = seconds.get(label, 0.0) + time.time() - t
+      if ensemble and d.dihedral_ok:
+        t, e = time.time(), ensemble_label(label)
+        outs[e] = np.asarray(d.run(jnp.asarray(y)[None], ensemble=True)[0])
+        seconds[e] = seconds.get(e, 0.0) + time.time() - t
     if bm3d:
       t = time.time()
       outs["BM3D"] = bm3d_denoise(y, covs[i])
@@ -297,6 +303,11 @@ def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
                            for i in range(len(kept))])[:, None]
     out["nlf_true"] = noise_level_function(xs, true)
   return out
+
+
+def ensemble_label(label: str) -> str:
+  """The method name of a model's self-ensemble."""
+  return f"{label} x8"
 
 
 def summarize(rows):

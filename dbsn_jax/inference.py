@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dbsn_jax import losses, realworld
+from dbsn_jax import dihedral, losses, realworld
 from dbsn_jax.models import DnCNN, MWCNN
 
 # Per-axis bucket sides: 2^k and 3 * 2^(k-1), so padding wastes at most 50 % per axis.
@@ -64,6 +64,9 @@ class Denoiser:
   bucket: bool = True
   config: Optional[Dict] = None
   post_fn: Optional[Callable] = None  # (params, x) after cropping: e.g. a guided filter.
+  # Whether flips and rotations keep the model's view of the image (not so for models
+  # that tie noise models to Bayer phases: a flip swaps the phases).
+  dihedral_ok: bool = True
 
   def __post_init__(self):
     self._finish = jax.jit(self.finish_fn)
@@ -115,8 +118,24 @@ class Denoiser:
               v[:, r0:r1, c0:c1])
     return {k: jnp.asarray(v) for k, v in parts.items()}
 
-  def run(self, y: jnp.ndarray, tile: Optional[bool] = None) -> jnp.ndarray:
-    """float32 `(N, H, W, C)` -> float32 `(N, H, W, C)`, unclipped."""
+  def run(self, y: jnp.ndarray, tile: Optional[bool] = None,
+          ensemble: bool = False) -> jnp.ndarray:
+    """float32 `(N, H, W, C)` -> float32 `(N, H, W, C)`, unclipped.
+
+    `ensemble`: the mean over the 8 flips and rotations of the image, each undone on
+    its output (8x the time; both stages train on all 8, so each view is as good).
+    """
+    if not ensemble:
+      return self._run_once(y, tile)
+    if not self.dihedral_ok:
+      raise ValueError(f"this {self.kind} model ties its noise models to Bayer phases, "
+                       "which flips and rotations swap: it cannot self-ensemble")
+    total = 0.0
+    for k in range(dihedral.COUNT):
+      total = total + dihedral.inverse(self._run_once(dihedral.forward(y, k), tile), k)
+    return total / dihedral.COUNT
+
+  def _run_once(self, y, tile):
     n, h, w, _ = y.shape
     m = self.multiple
     tiled = (self.tile > 0 and h * w > self.max_pixels) if tile is None else tile
@@ -133,8 +152,9 @@ class Denoiser:
     x = self._finish(self.params, canvas, parts)[:, :h, :w]
     return self._post(self.params, x) if self._post else x
 
-  def __call__(self, image, tile: Optional[bool] = None):
-    """Denoise an image or batch; same shape, dtype and range as the input."""
+  def __call__(self, image, tile: Optional[bool] = None, ensemble: bool = False):
+    """Denoise an image or batch; same shape, dtype and range as the input.
+    `ensemble=True` averages over the 8 flips and rotations (`run`)."""
     arr = image if isinstance(image, jax.Array) else np.asarray(image)
     shape, dtype = arr.shape, arr.dtype
     if arr.ndim == 2:
@@ -158,7 +178,7 @@ class Denoiser:
         raise ValueError("the image contains NaN or Inf values")
     else:
       raise ValueError(f"unsupported image dtype {dtype}")
-    x = jnp.clip(self.run(y, tile), 0.0, 1.0)
+    x = jnp.clip(self.run(y, tile, ensemble), 0.0, 1.0)
     if peak is not None:
       x = jnp.round(x * peak)
     if isinstance(image, jax.Array):
@@ -221,7 +241,8 @@ def stage1_denoiser(config, model, params, **kw) -> Denoiser:
   # Constant padding: mirrored borders would show a pixel to itself through the mirror.
   return Denoiser(local, finish, params, config.channels, "stage1",
                   f * model.dbsn.receptive_radius, multiple=f, pad_mode="constant",
-                  pad_value=0.5, config=config.to_dict(), post_fn=post, **kw)
+                  pad_value=0.5, config=config.to_dict(), post_fn=post,
+                  dihedral_ok=groups <= 1, **kw)
 
 
 def stage2_denoiser(config, model, variables, **kw) -> Denoiser:
@@ -338,9 +359,10 @@ def _cached(name: str) -> Denoiser:
   return load_denoiser(name)
 
 
-def denoise(image, model: str = "gray-awgn25"):
-  """One-line form: `denoise(image, model='gray-awgn25')`; same shape/dtype out."""
-  return _cached(model)(image)
+def denoise(image, model: str = "gray-awgn25", ensemble: bool = False):
+  """One-line form: `denoise(image, model='gray-awgn25')`; same shape/dtype out.
+  `ensemble=True`: the mean over the 8 flips and rotations (8x the time)."""
+  return _cached(model)(image, ensemble=ensemble)
 
 
 def export(denoiser: Denoiser, shape: Tuple[int, int, int, int]) -> bytes:

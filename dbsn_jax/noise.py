@@ -8,6 +8,8 @@ Every function takes `(key, x)` with clean `x (B, H, W, C)` in [0, 1] and return
 import jax
 import jax.numpy as jnp
 
+from dbsn_jax import prng
+
 KINDS = ("none", "awgn", "awgn_range", "awgn_per_image", "hetero", "multivariate",
          "poisson_gaussian")
 
@@ -20,7 +22,7 @@ def _diag_cov(var, channels):
 def awgn(key, x, sigma: float = 25.0):
   """y = x + sigma z, one sigma (0-255 scale) for all images."""
   s = sigma / 255.0
-  y = x + s * jax.random.normal(key, x.shape, x.dtype)
+  y = x + s * prng.normal(key, x.shape, x.dtype)
   return y, _diag_cov(jnp.full(x.shape, s * s, x.dtype), x.shape[-1])
 
 
@@ -29,7 +31,7 @@ def awgn_range(key, x, sigma_min: float = 5.0, sigma_max: float = 50.0):
   k_sigma, k_noise = jax.random.split(key)
   s = jax.random.uniform(k_sigma, (x.shape[0], 1, 1, 1), x.dtype,
                          sigma_min / 255.0, sigma_max / 255.0)
-  y = x + s * jax.random.normal(k_noise, x.shape, x.dtype)
+  y = x + s * prng.normal(k_noise, x.shape, x.dtype)
   return y, _diag_cov(jnp.broadcast_to(s * s, x.shape), x.shape[-1])
 
 
@@ -44,7 +46,7 @@ def awgn_per_image(key, x, image_ids, sigma_min: float = 5.0, sigma_max: float =
                    seed: int = 0):
   """AWGN whose sigma is fixed for each image (a noisy set whose level varies by image)."""
   s = (image_sigma(image_ids, sigma_min, sigma_max, seed) / 255.0)[:, None, None, None]
-  y = x + s * jax.random.normal(key, x.shape, x.dtype)
+  y = x + s * prng.normal(key, x.shape, x.dtype)
   return y, _diag_cov(jnp.broadcast_to(s * s, x.shape).astype(x.dtype), x.shape[-1])
 
 
@@ -58,12 +60,12 @@ def hetero(key, x, alpha: float = 40.0, delta: float = 10.0, form: str = "paper"
   a, d = alpha / 255.0, delta / 255.0
   if form == "paper":
     var = a * a * jnp.maximum(x, 0.0) + d * d
-    y = x + jnp.sqrt(var) * jax.random.normal(key, x.shape, x.dtype)
+    y = x + jnp.sqrt(var) * prng.normal(key, x.shape, x.dtype)
   elif form == "reference":
     k1, k2 = jax.random.split(key)
     var = a * a * x * x + d * d
-    y = (x + a * x * jax.random.normal(k1, x.shape, x.dtype)
-         + d * jax.random.normal(k2, x.shape, x.dtype))
+    y = (x + a * x * prng.normal(k1, x.shape, x.dtype)
+         + d * prng.normal(k2, x.shape, x.dtype))
   else:
     raise ValueError(f"noise.hetero_form must be 'paper' or 'reference', got {form!r}")
   return y, _diag_cov(var, x.shape[-1])
@@ -82,7 +84,7 @@ def multivariate(key, x, scale: float = 75.0):
   s = scale / 255.0
   cov = s * s * (u * lam[:, None, :]) @ jnp.swapaxes(u, -1, -2)  # (B, C, C)
   factor = u * jnp.sqrt(lam)[:, None, :] * s  # cov = factor factor^T
-  z = jax.random.normal(k_z, x.shape, x.dtype)
+  z = prng.normal(k_z, x.shape, x.dtype)
   y = x + jnp.einsum("bij,bhwj->bhwi", factor, z)
   return y, jnp.broadcast_to(cov[:, None, None], x.shape + (c,))
 
@@ -91,8 +93,8 @@ def poisson_gaussian(key, x, lam: float = 30.0, sigma: float = 10.0):
   """y = Poisson(lam x) / lam + N(0, (sigma/255)^2); var = x / lam + (sigma/255)^2."""
   k_p, k_g = jax.random.split(key)
   s = sigma / 255.0
-  counts = jax.random.poisson(k_p, lam * jnp.maximum(x, 0.0), x.shape).astype(x.dtype)
-  y = counts / lam + s * jax.random.normal(k_g, x.shape, x.dtype)
+  counts = prng.poisson(k_p, lam * jnp.maximum(x, 0.0), x.shape).astype(x.dtype)
+  y = counts / lam + s * prng.normal(k_g, x.shape, x.dtype)
   return y, _diag_cov(jnp.maximum(x, 0.0) / lam + s * s, x.shape[-1])
 
 

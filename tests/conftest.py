@@ -1,11 +1,23 @@
 """Shared test fixtures: tiny configs that run in seconds on a CPU."""
 import os
 
-import pytest
-
-from dbsn_jax import defaults
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# One persistent XLA compilation cache for the whole suite, set before JAX is imported
+# so that xdist workers and the subprocesses the tests start (they inherit os.environ)
+# share it. Most test time is XLA compiling the same tiny programs again, in another
+# test or process; the cache is keyed by the program, the flags and the JAX version,
+# so a hit runs exactly the executable a compile would give. The size cap turns on
+# JAX's file lock for concurrent readers and writers.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(REPO, ".pytest_cache", "jax_compilation"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 * 2**30))
+
+import pytest  # noqa: E402
+
+from dbsn_jax import defaults  # noqa: E402
 
 
 def tiny_stage1_config(**overrides):

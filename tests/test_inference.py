@@ -161,3 +161,31 @@ def test_a_tiny_tile_is_raised_with_a_warning_not_crawled_through():
   assert calls["n"] <= 64, calls
   d._local = local
   np.testing.assert_allclose(tiled, d.run(y, tile=False), atol=1e-5)
+
+
+def test_self_ensemble_is_the_mean_of_the_eight_views_undone():
+  d = _mwcnn()
+  y = np.random.default_rng(1).random((1, 20, 28, 1)).astype(np.float32)
+  views = []
+  for k in range(8):  # NumPy's rotations and flips, independent of dbsn_jax.dihedral.
+    v = np.rot90(y, k % 4, axes=(1, 2))
+    v = v[:, ::-1] if k >= 4 else v
+    out = np.asarray(d.run(jnp.asarray(np.ascontiguousarray(v))))
+    out = out[:, ::-1] if k >= 4 else out
+    views.append(np.rot90(out, -(k % 4), axes=(1, 2)))
+  ens = np.asarray(d.run(jnp.asarray(y), ensemble=True))
+  np.testing.assert_allclose(ens, np.mean(views, axis=0), atol=1e-6)
+  assert np.abs(ens - np.asarray(d.run(jnp.asarray(y)))).max() > 1e-4  # Not a no-op.
+  u8 = (y[0, ..., 0] * 255).astype(np.uint8)
+  out = d(u8, ensemble=True)
+  assert out.shape == u8.shape and out.dtype == np.uint8
+
+
+def test_bayer_phase_models_refuse_to_self_ensemble():
+  config = tiny_stage1_config(**{"realworld.downsample": 2, "realworld.bayer_groups": True})
+  d = inference.stage1_denoiser(config, stage1.build_model(config), params={})
+  assert not d.dihedral_ok
+  with pytest.raises(ValueError, match="Bayer phases"):
+    d.run(jnp.zeros((1, 8, 8, 1)), ensemble=True)
+  config = tiny_stage1_config(**{"realworld.downsample": 2})
+  assert inference.stage1_denoiser(config, stage1.build_model(config), params={}).dihedral_ok

@@ -24,6 +24,8 @@ _MAX_PIXELS = flags.DEFINE_integer("max_pixels", 1536 * 1536,
                                    "Images with more pixels are denoised in tiles.")
 _DEVICE = flags.DEFINE_enum("device", None, ["cpu", "gpu", "tpu"],
                             "Run on this platform (default: JAX's default).")
+_ENSEMBLE = flags.DEFINE_bool(
+    "ensemble", False, "Average over the 8 flips and rotations of each image (8x the time).")
 flags.mark_flags_as_required(["output_dir"])
 
 
@@ -45,16 +47,17 @@ def expand(inputs):
   return list(dict.fromkeys(os.path.abspath(f) for f in files))
 
 
-def denoise_pixels(denoiser, pixels):
+def denoise_pixels(denoiser, pixels, ensemble=False):
   """Adapt channels between the image and the model, then denoise."""
   import numpy as np
   gray_image = pixels.ndim == 2
   if denoiser.channels == 3 and gray_image:
-    out = denoiser(np.repeat(pixels[..., None], 3, -1))
+    out = denoiser(np.repeat(pixels[..., None], 3, -1), ensemble=ensemble)
     return np.round(out.astype(np.float64).mean(-1)).astype(pixels.dtype)
   if denoiser.channels == 1 and not gray_image:
-    return np.moveaxis(denoiser(np.moveaxis(pixels, -1, 0)[..., None])[..., 0], 0, -1)
-  return denoiser(pixels)
+    return np.moveaxis(denoiser(np.moveaxis(pixels, -1, 0)[..., None],
+                                ensemble=ensemble)[..., 0], 0, -1)
+  return denoiser(pixels, ensemble=ensemble)
 
 
 def main(argv):
@@ -78,6 +81,9 @@ def main(argv):
     common.fail(f"output directory {out_dir} is not writable")
   denoiser = common.guard(lambda: load_denoiser(_MODEL.value, tile=_TILE.value,
                                                 max_pixels=_MAX_PIXELS.value))
+  if _ENSEMBLE.value and not denoiser.dihedral_ok:
+    common.fail(f"--ensemble: model {_MODEL.value} ties its noise models to Bayer phases, "
+                "which flips and rotations swap")
   inputs, written, failed = set(files), set(), []
   for path in tqdm(files, desc="denoising", unit="image", file=sys.stderr):
     try:
@@ -89,7 +95,7 @@ def main(argv):
                          "another --output_dir)")
       if target in written:
         raise ValueError(f"{target} was already written from another input with the same name")
-      image_io.write(target, denoise_pixels(denoiser, pixels), alpha)
+      image_io.write(target, denoise_pixels(denoiser, pixels, _ENSEMBLE.value), alpha)
       written.add(target)
     except (ValueError, OSError) as e:
       failed.append(path)

@@ -32,6 +32,9 @@ _STOP = flags.DEFINE_integer("stop", 0, "Use the first N images of each set (0: 
 _CROP = flags.DEFINE_integer("crop", 0, "Centre crop side (0: full images, the protocol).")
 _BM3D = flags.DEFINE_enum("bm3d", "auto", ["auto", "on", "off"],
                           "BM3D/CBM3D column: auto (when installed), on (required), off.")
+_ENSEMBLE = flags.DEFINE_bool(
+    "ensemble", False, "Also score each model's self-ensemble (mean over the 8 flips and "
+    "rotations) as method 'LABEL x8'.")
 _GRID = flags.DEFINE_integer("grid_images", 3, "Images per grid PNG (0: no pictures).")
 flags.mark_flags_as_required(["models", "output_dir"])
 
@@ -68,7 +71,11 @@ def _main():
     raise ValueError("--bm3d=on needs the bm3d package: pip install \"dbsn-jax[bm3d]\"")
   settings = [evaluate.noise_setting(n) for n in _NOISE.value]  # Fail fast on bad names.
   models = evaluate.parse_models(_MODELS.value)
-  methods = ["noisy", *models] + (["BM3D"] if use_bm3d else [])
+  methods = ["noisy"]
+  for label, (_, d) in models.items():
+    methods += [label] + ([evaluate.ensemble_label(label)]
+                          if _ENSEMBLE.value and d.dihedral_ok else [])
+  methods += ["BM3D"] if use_bm3d else []
   os.makedirs(out_dir, exist_ok=True)
   results, all_rows, timing, pictures = {}, [], {}, []
   for set_name in _SETS.value:
@@ -80,7 +87,8 @@ def _main():
         bar.update(i - bar.n)
 
       case = evaluate.run_case(models, set_name, raw, _SEED.value, _STOP.value or None,
-                               _CROP.value, use_bm3d, _GRID.value, progress)
+                               _CROP.value, use_bm3d, _GRID.value, progress,
+                               _ENSEMBLE.value)
       bar.close()
       results[(set_name, label)] = evaluate.summarize(case["rows"])
       timing[f"{set_name} {label}"] = {m: s / case["num_images"]

@@ -13,12 +13,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dbsn_jax import prng
 from dbsn_jax.models import covariance, fast_conv
 from dbsn_jax.models.layers import Conv, he_normal
 
 
 def _scaled_he(scale: float):
-  return nn.initializers.variance_scaling(2.0 * scale**2, "fan_in", "normal")
+  return prng.he_normal(scale)
 
 
 class MDC(nn.Module):

@@ -7,10 +7,11 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from dbsn_jax import prng
 from dbsn_jax.models import fast_conv
 
 # He-normal (fan-in), as the reference initialises every conv.
-he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+he_normal = prng.he_normal()
 
 
 def centre_mask(kernel_size: int) -> jnp.ndarray:

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import linalg, losses, metrics, noise, realworld
+from dbsn_jax import linalg, losses, metrics, noise, prng, realworld
 from dbsn_jax.data import mixed, sources
 from dbsn_jax.models import DnCNN, MWCNN
 from dbsn_jax.train import loop, parallel, precision, stage1, state as state_lib
@@ -84,7 +84,7 @@ def synthesize(key, x, s1_model, s1_params, num_models, scale_range,
     cov = est(x, ids)
   chol = linalg.cholesky(cov + 1e-12 * jnp.eye(x.shape[-1]))
   s = jax.random.uniform(k_s, (b, 1, 1, 1), minval=scale_range[0], maxval=scale_range[1])
-  z = jax.random.normal(k_z, x.shape)
+  z = prng.normal(k_z, x.shape)
   return x + s * jnp.einsum("bhwij,bhwj->bhwi", chol, z), cov
 
 

@@ -98,3 +98,15 @@ def test_unwritable_output_dir(tmp_path, model_dir):
   blocker.write_text("not a directory")
   r = _run(f"--model={model_dir}", f"--output_dir={blocker / 'out'}", str(tmp_path / "a.png"))
   assert r.returncode == 2 and "cannot create output directory" in r.stderr
+
+
+def test_ensemble_flag_writes_the_self_ensemble(tmp_path, model_dir):
+  img = np.random.default_rng(2).integers(0, 256, (13, 18), dtype=np.uint8)
+  Image.fromarray(img).save(tmp_path / "a.png")
+  r = _run(f"--model={model_dir}", f"--output_dir={tmp_path / 'o'}", "--ensemble",
+           str(tmp_path / "a.png"))
+  assert r.returncode == 0, r.stderr[-2000:]
+  d = inference.load_denoiser(model_dir)
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o" / "a.png")),
+                                d(img, ensemble=True))
+  assert not np.array_equal(d(img, ensemble=True), d(img))

@@ -33,10 +33,10 @@ def test_eval_writes_table_csv_json_and_pictures(tmp_path):
     Image.fromarray(np.round(img * 255).astype(np.uint8)).save(images / f"{name}.png")
   out = tmp_path / "out"
   run = _eval(f"--models=stage 1={wd},stage 2=gray-awgn25", f"--sets=folder:{images}",
-              "--noise=25", f"--output_dir={out}", "--grid_images=1")
+              "--noise=25", f"--output_dir={out}", "--grid_images=1", "--ensemble")
   assert run.returncode == 0, run.stderr[-3000:]
   bm3d = ["BM3D"] if evaluate.bm3d_available() else []
-  methods = ["noisy", "stage 1", "stage 2", *bm3d]
+  methods = ["noisy", "stage 1", "stage 1 x8", "stage 2", "stage 2 x8", *bm3d]
   assert "| set | noise | images | " + " | ".join(methods) + " |" in run.stdout
   assert f"| folder:{images} | awgn25 | 2 |" in run.stdout
   assert (out / "results.md").read_text().strip() == run.stdout.strip()
@@ -50,6 +50,8 @@ def test_eval_writes_table_csv_json_and_pictures(tmp_path):
   noisy = [float(r["psnr"]) for r in rows if r["method"] == "noisy" and r["noise"] == "awgn25"]
   assert abs(summary["noisy"]["psnr"] - np.mean(noisy)) < 1e-9 and 19 < np.mean(noisy) < 22
   assert summary["stage 2"]["psnr"] > summary["noisy"]["psnr"] + 3  # Bundled model denoises.
+  # Averaging the bundled model over the 8 flips and rotations helps.
+  assert summary["stage 2 x8"]["psnr"] > summary["stage 2"]["psnr"]
   assert results["models"]["stage 1"]["kind"] == "stage1"
   # Stage 1 is scored at the image's own size, as training's evaluation scores it (size
   # buckets would pad 56x64 to 64x64, and CNN_est averages over the padding).
