@@ -4,47 +4,25 @@ Noise is seeded per image (the same noisy images in every run), the noisy input 
 clipped, PSNR is on the clipped output over all channels with no border crop, and the
 set's score is the mean of per-image scores.
 """
+import os
+import time
 from typing import Dict
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
-from dbsn_jax import metrics, noise
-from dbsn_jax.data import sources
-
-
-def centre_crop(img, size: int):
-  """The central `size x size` window of `(..., H, W, C)` (NumPy or JAX); 0: all."""
-  if size <= 0:
-    return img
-  h, w = img.shape[-3:-1]
-  t, l = max(0, (h - size) // 2), max(0, (w - size) // 2)
-  return img[..., t:t + size, l:l + size, :]
-
-
-def noisy_set(source: str, channels: int, noise_cfg, seed: int = 1234, start: int = 0,
-              stop=None, crop: int = 0):
-  """(noisy, clean, true covariances, names) of a benchmark set, centre-cropped.
-
-  Noise for image i is drawn from fold_in(PRNGKey(seed), i), i counted from the start
-  of the source, so every run sees the same noisy images.
-  """
-  clean = sources.load(source, channels, start, stop)
-  cleans = [centre_crop(im, crop) for im in clean.images]
-  add = jax.jit(noise.from_config(noise_cfg))
-  noisy, covs = [], []
-  for i, x in enumerate(cleans):
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), start + i)
-    y, cov = add(key, jnp.asarray(x)[None], jnp.array([start + i], jnp.int32))
-    noisy.append(np.asarray(y[0]))
-    covs.append(np.asarray(cov[0]))
-  return noisy, cleans, covs, clean.names
+from dbsn_jax import defaults, metrics, noise
+from dbsn_jax.data import benchmarks, sources
+from dbsn_jax.data.noisy_sets import centre_crop, noisy_set  # noqa: F401 (re-exported)
+from dbsn_jax.inference import load_denoiser
+from dbsn_jax.metrics import image_scores  # noqa: F401 (re-exported)
+from dbsn_jax.train import stage1
 
 
 def awgn_scores(denoiser, source: str, sigmas, stop=None) -> Dict[str, Dict[str, float]]:
   """`score` of a denoiser on `source` under AWGN at each sigma (0-255 scale)."""
-  from dbsn_jax import defaults
   results = {}
   for sigma in sigmas:
     cfg = defaults.stage1().noise
@@ -81,7 +59,6 @@ def noise_setting(name: str):
   (SPEC 5); 'hg_paper': var = alpha^2 x + delta^2; 'mg' (or 'mg75'): multivariate
   Gaussian, scale 75; 'real': the set's own noisy photos (CC15).
   """
-  from dbsn_jax import defaults
   cfg = defaults.stage1().noise
   s = name.strip().lower()
   try:
@@ -112,7 +89,6 @@ def noise_setting(name: str):
 
 def set_channels(name: str):
   """Native channel count of a named benchmark set (None for other specs)."""
-  from dbsn_jax.data import benchmarks
   spec = benchmarks.SPECS.get(name.lower())
   return spec.channels if spec else None
 
@@ -124,7 +100,6 @@ def load_case(set_name: str, setting: str, channels: int, seed: int = 1234,
   Named sets read through their TFDS builders; synthetic noise is seeded per image
   (noisy_set); 'real' needs a paired set (CC15).
   """
-  from dbsn_jax.data import benchmarks
   key = set_name.lower()
   native = set_channels(key)
   if native is not None and native != channels:
@@ -141,12 +116,6 @@ def load_case(set_name: str, setting: str, channels: int, seed: int = 1234,
             [centre_crop(x, crop) for x in clean.images], None, clean.names)
   source = f"tfds:{key}" if key in benchmarks.SPECS else set_name
   return noisy_set(source, channels, cfg, seed, 0, stop, crop)
-
-
-def image_scores(pred, clean) -> Dict[str, float]:
-  """PSNR / SSIM of one `(H, W, C)` prediction (clipped inside) against its clean image."""
-  p, x = jnp.asarray(pred, jnp.float32)[None], jnp.asarray(clean, jnp.float32)[None]
-  return {"psnr": float(metrics.psnr(p, x)[0]), "ssim": float(metrics.ssim(p, x)[0])}
 
 
 def bm3d_available() -> bool:
@@ -181,8 +150,6 @@ def noise_levels(denoiser, noisy: np.ndarray):
   CNN_est is applied as in the Bayes rule (to mu or y, per-image model chosen by the
   likelihood of y - mu), so this is the Sigma_n that denoised the image.
   """
-  import ml_collections
-  from dbsn_jax.train import stage1
   if denoiser.kind != "stage1":
     raise ValueError("noise levels need a stage-1 model (it holds the noise estimator)")
   cfg = ml_collections.ConfigDict(denoiser.config)
@@ -220,7 +187,6 @@ def noise_level_function(clean: np.ndarray, cov: np.ndarray, bins: int = 32):
 
 def model_label(denoiser, path: str, taken) -> str:
   """'stage 1' / 'stage 2' by kind; the path's name is appended when that is taken."""
-  import os
   label = {"stage1": "stage 1", "stage2": "stage 2"}.get(denoiser.kind, denoiser.kind)
   if label in taken:
     label = f"{label} ({os.path.basename(os.path.normpath(path))})"
@@ -229,7 +195,6 @@ def model_label(denoiser, path: str, taken) -> str:
 
 def parse_models(entries):
   """`[LABEL=]PATH` entries -> {label: (path, Denoiser)}; all must share channels."""
-  from dbsn_jax.inference import load_denoiser
   models = {}
   for entry in entries:
     label, sep, path = entry.partition("=")
@@ -258,7 +223,6 @@ def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
   Returns dict(rows=[{image, method, psnr, ssim}], keep=[(name, {method: image})] for the
   first `keep` images with 'noisy' and 'clean', nlf={label: (x, std)}, nlf_true).
   """
-  import time
   channels = next(iter(models.values()))[1].channels
   noisy, clean, covs, names = load_case(set_name, setting, channels, seed, stop, crop)
   if bm3d and covs is None:

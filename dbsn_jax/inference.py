@@ -23,6 +23,7 @@ import numpy as np
 
 from dbsn_jax import dihedral, losses, realworld
 from dbsn_jax.models import DnCNN, MWCNN
+from dbsn_jax.train import checkpoints, stage1, stage2
 
 # Per-axis bucket sides: 2^k and 3 * 2^(k-1), so padding wastes at most 50 % per axis.
 BUCKETS = tuple(sorted({s for k in range(4, 15) for s in (2**k, 3 * 2**(k - 1))}))
@@ -209,7 +210,6 @@ def stage1_denoiser(config, model, params, **kw) -> Denoiser:
   model, reassemble, and guided-filter the cropped result if the config asks. Tiles
   start at multiples of f, so every pixel keeps its Bayer phase.
   """
-  from dbsn_jax.train import stage1
   rw = realworld.settings(config)
   f, groups = rw.downsample, rw.num_groups
   down = (lambda v: realworld.downsample(v, f)) if f > 1 else (lambda v: v)  # noqa: E731
@@ -247,7 +247,6 @@ def stage1_denoiser(config, model, params, **kw) -> Denoiser:
 
 def stage2_denoiser(config, model, variables, **kw) -> Denoiser:
   """The distilled MWCNN or DnCNN."""
-  from dbsn_jax.train import stage2
 
   def local(v, y, image):  # The distilled networks pad by reflection; no mask.
     return {"x": stage2.apply_denoiser(model, v["params"], v.get("batch_stats", {}), y)[0]}
@@ -270,7 +269,6 @@ def stage2_denoiser(config, model, variables, **kw) -> Denoiser:
 
 def from_workdir(workdir: str, **kw) -> Denoiser:
   """A denoiser from a stage-1 or stage-2 training workdir (newest checkpoint)."""
-  from dbsn_jax.train import checkpoints, stage1, stage2
   saved = checkpoints.read_config(workdir)
   if saved.get("stage") == "stage1":
     config, model, params = stage1.load(workdir)
@@ -297,7 +295,6 @@ def save_weights(denoiser: Denoiser, out_dir: str) -> None:
 
 def from_weights(path: str, **kw) -> Denoiser:
   """A denoiser from a `save_weights` directory; loads no code (allow_pickle=False)."""
-  from dbsn_jax.train import stage1, stage2
   try:
     with open(os.path.join(path, "config.json")) as f:
       meta = json.load(f)

@@ -3,6 +3,8 @@
 PSNR on clip(x_hat, 0, 1) against the clean image, data range 1, over all channels,
 no border crop; SSIM with an 11x11 Gaussian window, sigma 1.5 (dm-pix).
 """
+from typing import Dict
+
 import dm_pix
 import jax.numpy as jnp
 
@@ -26,3 +28,9 @@ def noise_std_error(est_cov, true_cov):
   est = jnp.sqrt(jnp.maximum(jnp.diagonal(est_cov, axis1=-2, axis2=-1), 0.0))
   true = jnp.sqrt(jnp.maximum(jnp.diagonal(true_cov, axis1=-2, axis2=-1), 0.0))
   return 255.0 * jnp.mean(jnp.abs(est - true))
+
+
+def image_scores(pred, clean) -> Dict[str, float]:
+  """PSNR / SSIM of one `(H, W, C)` prediction (clipped inside) against its clean image."""
+  p, x = jnp.asarray(pred, jnp.float32)[None], jnp.asarray(clean, jnp.float32)[None]
+  return {"psnr": float(psnr(p, x)[0]), "ssim": float(ssim(p, x)[0])}

@@ -8,6 +8,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from dbsn_jax import metrics
+
 # One panel of a grid: (label, (H, W, C) image in [0, 1] (clipped for display), PSNR or None).
 Panel = Tuple[str, np.ndarray, Optional[float]]
 
@@ -136,8 +138,7 @@ def training_grid(noisy: np.ndarray, outputs: Dict[str, np.ndarray],
                   clean: np.ndarray) -> np.ndarray:
   """The evaluation grid of one held-out image during training, as an array in [0, 1]
   `(H, W, 3)`: noisy, each output, clean, with PSNR and a zoomed crop."""
-  from dbsn_jax import evaluate
-  panels: List[Panel] = [("noisy", noisy, evaluate.image_scores(noisy, clean)["psnr"])]
-  panels += [(k, v, evaluate.image_scores(v, clean)["psnr"]) for k, v in outputs.items()]
+  panels: List[Panel] = [("noisy", noisy, metrics.image_scores(noisy, clean)["psnr"])]
+  panels += [(k, v, metrics.image_scores(v, clean)["psnr"]) for k, v in outputs.items()]
   panels.append(("clean", clean, None))
   return to_array(grid_figure([("eval", panels)])).astype(np.float32) / 255.0

@@ -25,6 +25,8 @@ from typing import Optional, Tuple
 import numpy as np
 from PIL import Image
 
+from dbsn_jax.data import files
+
 _BSD_IDS = (
     "101085 101087 102061 103070 105025 106024 108005 108070 108082 109053 119082 12084 "
     "123074 126007 130026 134035 14037 143090 145086 147091 148026 148089 157055 159008 "
@@ -74,9 +76,9 @@ def check_folder(spec: Spec, folder: str) -> None:
       raise FileNotFoundError(
           f"{spec.name}: folder {path} does not exist; put the {len(spec.files)} files "
           f"{_short(spec.files)} there (see dbsn_jax/data/benchmarks.py)")
-    from dbsn_jax.data.sources import IMAGE_EXTENSIONS
     present = {f for f in os.listdir(path)
-               if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(path, f))}
+               if f.lower().endswith(files.IMAGE_EXTENSIONS)
+               and os.path.isfile(os.path.join(path, f))}
     missing = sorted(set(spec.files) - present)
     extra = sorted(present - set(spec.files))
     if missing or extra:
@@ -196,9 +198,8 @@ def build(name_or_class, data_dir: Optional[str] = None, manual_dir: Optional[st
   spec). `manual_dir` defaults to the data dir's folder for the set.
   """
   import tensorflow_datasets as tfds
-  from dbsn_jax.data import sources
   cls = builder_class(name_or_class) if isinstance(name_or_class, str) else name_or_class
-  manual_dir = manual_dir or os.path.join(sources.data_dir(), cls.SPEC.folder)
+  manual_dir = manual_dir or os.path.join(files.data_dir(), cls.SPEC.folder)
   builder = cls(data_dir=data_dir or default_data_dir(), file_format="array_record")
   if not builder.is_prepared():
     check_folder(cls.SPEC, manual_dir)  # Before TFDS creates anything.

@@ -20,7 +20,9 @@ from typing import List, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+from dbsn_jax.data import benchmarks
+from dbsn_jax.data.files import IMAGE_EXTENSIONS, data_dir  # noqa: F401 (re-exported)
+
 # scikit-image's bundled photos (no download); two held out for evaluation.
 SAMPLE_EVAL = ("chelsea", "camera")
 SAMPLE_TRAIN = ("astronaut", "coffee", "rocket", "motorcycle_left", "brick", "grass",
@@ -119,18 +121,6 @@ def load_folder(folder: str, channels: int, start: int = 0,
   return ImageSet(images, names)
 
 
-def data_dir() -> str:
-  """$DBSN_DATA_DIR, else the first existing ../shared/data near cwd or the package."""
-  if os.environ.get("DBSN_DATA_DIR"):
-    return os.environ["DBSN_DATA_DIR"]
-  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  for base in (os.getcwd(), repo):
-    for cand in (os.path.join(base, "..", "shared", "data"), os.path.join(base, "shared", "data")):
-      if os.path.isdir(cand):
-        return os.path.normpath(cand)
-  return os.path.normpath(os.path.join(os.getcwd(), "..", "shared", "data"))
-
-
 def load_sample(names: Sequence[str], channels: int) -> ImageSet:
   """scikit-image's bundled photos by name (shipped in the wheel, no download)."""
   import skimage
@@ -148,7 +138,6 @@ def load_tfds(name: str, split: str, channels: int, start: int = 0,
   cc15) are built from their manual folder on first use; other names must be prepared
   TFDS datasets (`tfds build NAME`) in $TFDS_DATA_DIR.
   """
-  from dbsn_jax.data import benchmarks
   try:
     if name in benchmarks.SPECS:
       source = benchmarks.data_source(name, split or "test")

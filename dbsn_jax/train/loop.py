@@ -14,6 +14,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from dbsn_jax.data import pipeline
 from dbsn_jax.train import checkpoints, parallel
 
 
@@ -93,7 +94,6 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
   state; only process 0 logs and writes files.
   """
   saved_config = {**config.to_dict(), **(extra or {})}
-  from dbsn_jax.data import pipeline  # Local: keeps the train package import-light.
   tcfg = config.train
   os.makedirs(workdir, exist_ok=True)
   mgr = checkpoints.manager(workdir, tcfg.keep_checkpoints)

@@ -6,6 +6,8 @@ from typing import Dict
 import jax
 import numpy as np
 
+from dbsn_jax import inference, report
+from dbsn_jax.data import image_io, sources
 from dbsn_jax.train import checkpoints, stage1, stage2
 
 
@@ -52,8 +54,6 @@ def denoise_photos(s1_config, workdir: str, s1_dir: str, s2_dir: str, grid_rows:
   """Denoise stage 1's noisy photos with the distilled network at full size (and, for the
   grid, with stage 1); write `WORKDIR/denoised/NAME.png` and `grid.png`. Returns the
   output directory."""
-  from dbsn_jax import inference, report
-  from dbsn_jax.data import image_io, sources
   photos = sources.load(s1_config.data.train, s1_config.channels, s1_config.data.train_start,
                         s1_config.data.train_stop or None)
   d1, d2 = inference.from_workdir(s1_dir), inference.from_workdir(s2_dir)

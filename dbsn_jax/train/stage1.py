@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import evaluate as evaluation, losses, metrics, noise, realworld
-from dbsn_jax.data import pipeline, sources
+from dbsn_jax import losses, metrics, noise, realworld, report
+from dbsn_jax.data import noisy_sets, pipeline, sources
 from dbsn_jax.models import DBSN, NoiseEstimator
-from dbsn_jax.train import loop, microbatch, parallel, precision, state as state_lib
+from dbsn_jax.train import checkpoints, loop, microbatch, parallel, precision, state as state_lib
 
 
 LOSS_KINDS = ("constrained", "gaussian", "constrained_then_gaussian")
@@ -207,11 +207,11 @@ def eval_set(config):
   if config.get("eval_noisy_source", ""):
     clean = sources.load(ec.source, config.channels, ec.start, stop)
     noisy = sources.load(config.eval_noisy_source, config.channels, ec.start, stop)
-    crop = lambda ims: [evaluation.centre_crop(im, ec.crop) for im in ims]  # noqa: E731
+    crop = lambda ims: [noisy_sets.centre_crop(im, ec.crop) for im in ims]  # noqa: E731
     return crop(noisy.images), crop(clean.images), None, clean.names
   if noise.from_config(config.noise) is None:
     raise ValueError("noise.kind='none' needs eval_noisy_source (noisy images of the eval set)")
-  return evaluation.noisy_set(ec.source, config.channels, config.noise, ec.seed, ec.start,
+  return noisy_sets.noisy_set(ec.source, config.channels, config.noise, ec.seed, ec.start,
                               stop, ec.crop)
 
 
@@ -226,7 +226,7 @@ def select_noise_models(params, model: Stage1Model, y, mu, sigma_mu, crop: int =
   favours the noisiest model.
   """
   num = model.noise_model.num_models
-  yc, mc, sc = (evaluation.centre_crop(a, crop) for a in (y, mu, sigma_mu))
+  yc, mc, sc = (noisy_sets.centre_crop(a, crop) for a in (y, mu, sigma_mu))
   src = mc if model.noise_input == "mu" else yc
   est = model.noise_model
 
@@ -350,7 +350,6 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
     """The dbsn-eval grid of the first eval image (noisy, mu, Bayes, clean), process 0."""
     if jax.process_index():
       return {}
-    from dbsn_jax import report
     out = denoise(st.params, jnp.asarray(data[0][0])[None])
     outputs = {"stage 1 (mu)": np.asarray(out["mu"][0]), "stage 1": np.asarray(out["bayes"][0])}
     return {"eval/grid": report.training_grid(data[0][0], outputs, data[1][0])}
@@ -373,7 +372,6 @@ def load(workdir: str, step=None, mesh=None):
   device `mesh` the arrays are restored replicated over it (multi-device training).
   """
   import ml_collections
-  from dbsn_jax.train import checkpoints
   saved = checkpoints.read_config(workdir)
   if saved.get("stage") != "stage1":
     raise ValueError(f"{workdir} holds a {saved.get('stage', 'unknown')!r} checkpoint, "

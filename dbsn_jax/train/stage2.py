@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import linalg, losses, metrics, noise, prng, realworld
+from dbsn_jax import linalg, losses, metrics, noise, prng, realworld, report
 from dbsn_jax.data import mixed, sources
 from dbsn_jax.models import DnCNN, MWCNN
-from dbsn_jax.train import loop, parallel, precision, stage1, state as state_lib
+from dbsn_jax.train import checkpoints, loop, parallel, precision, stage1, state as state_lib
 
 
 def build_denoiser(config):
@@ -225,7 +225,6 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
     """The dbsn-eval grid of the first eval image (noisy, stage 2, clean), process 0."""
     if jax.process_index():
       return {}
-    from dbsn_jax import report
     y = data[0][0]
     x_hat = np.asarray(denoise(st.params, st.batch_stats, jnp.asarray(y)[None])[0])
     return {"eval/grid": report.training_grid(y, {"stage 2": x_hat}, data[1][0])}
@@ -241,7 +240,6 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
 def load(workdir: str):
   """Restore a stage-2 workdir from its newest checkpoint: (config, model, state)."""
   import ml_collections
-  from dbsn_jax.train import checkpoints
   saved = checkpoints.read_config(workdir)
   if saved.get("stage") != "stage2":
     raise ValueError(f"{workdir} holds a {saved.get('stage', 'unknown')!r} checkpoint, "
