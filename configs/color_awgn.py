@@ -1,4 +1,4 @@
-"""Color AWGN at paper scale (SPEC Table 2, CBSD68). Sigma from the config string:
+"""Color AWGN at paper scale (the paper's Table 2, CBSD68). Sigma from the config string:
   dbsn-pipeline --config=configs/color_awgn.py:15 --workdir=runs/color15
 """
 from dbsn_jax import defaults

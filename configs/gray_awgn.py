@@ -1,4 +1,4 @@
-"""Gray AWGN at paper scale (SPEC Table 1, BSD68). Sigma from the config string:
+"""Gray AWGN at paper scale (the paper's Table 1, BSD68). Sigma from the config string:
   dbsn-pipeline --config=configs/gray_awgn.py:50 --workdir=runs/gray50
 """
 from dbsn_jax import defaults

@@ -1,6 +1,6 @@
 """Default hyper-parameters; the files in configs/ start from these and override.
 
-Values follow SPEC sections 2-6 (reference architecture, Adam 3e-4, 96x96 patches,
+Values follow docs/design.md sections 2-6 (reference architecture, Adam 3e-4, 96x96 patches,
 batch 8). Noise levels are on the 0-255 scale.
 """
 import ml_collections
@@ -53,7 +53,8 @@ def stage1() -> ml_collections.ConfigDict:
   c.data.augment = True
   c.data.num_threads = 2
 
-  # Real camera photos (SPEC 8): pixel-shuffle down-sampling, Bayer groups, guided filter.
+  # Real camera photos (docs/design.md section 8): pixel-shuffle down-sampling, Bayer
+  # groups, guided filter.
   c.realworld = ml_collections.ConfigDict()
   c.realworld.downsample = 1           # Factor f; 4 for demosaicked photos (1: off).
   c.realworld.bayer_groups = False     # One CNN_est per Bayer phase of the sub-images.
@@ -73,8 +74,8 @@ def stage1() -> ml_collections.ConfigDict:
   # Eq. 8 ("constrained") until switch_fraction of the steps, then the plain NLL
   # ("gaussian") plus final_constrained_weight x Eq. 8: the reference's pre-train and
   # fine-tune in one run. Either loss alone mis-learns the noise level, and the plain NLL
-  # alone after Eq. 8 drifts below it (dbsn_jax.train.stage1.loss_fn; README "Learning
-  # the noise level").
+  # alone after Eq. 8 drifts below it (dbsn_jax.train.stage1.loss_fn; measured in
+  # docs/noise_level.md).
   c.loss.kind = "constrained_then_gaussian"
   c.loss.switch_fraction = 0.5
   c.loss.final_constrained_weight = 0.03
@@ -103,7 +104,7 @@ def stage1() -> ml_collections.ConfigDict:
 
 
 def stage2() -> ml_collections.ConfigDict:
-  """Stage 2: distil stage 1 into an ordinary denoiser (SPEC section 7, paper Eq. 4)."""
+  """Stage 2: distil stage 1 into an ordinary denoiser (docs/design.md section 7, paper Eq. 4)."""
   c = ml_collections.ConfigDict()
   c.stage = "stage2"
   c.seed = 0
@@ -164,7 +165,7 @@ def pipeline(s1: ml_collections.ConfigDict = None,
 
 
 def paper(channels: int, noise_kind: str, noise_model: str, **noise) -> ml_collections.ConfigDict:
-  """A paper-scale pipeline (SPEC sections 6-7) on the shared training/test sets.
+  """A paper-scale pipeline (docs/design.md sections 6-7) on the shared training/test sets.
 
   Gray: noisy Train400[:200], clean Train400[200:], test BSD68. Color: noisy
   CBSD432[:216], clean CBSD432[216:], test CBSD68. (The paper's stage 1 used ImageNet
@@ -223,7 +224,7 @@ def _cpu_stage2(s2, num_steps: int, checkpoint_every: int, eval_every: int) -> N
 
 def real_photos(noisy: str, eval_clean: str = "", eval_noisy: str = "",
                 clean: str = "shared:CBSD432") -> ml_collections.ConfigDict:
-  """A paper-scale pipeline for real sRGB photos (SPEC section 8, paper 3.4).
+  """A paper-scale pipeline for real sRGB photos (docs/design.md section 8, paper 3.4).
 
   Stage 1 learns from the noisy photos themselves (no synthetic noise) on 4x4
   pixel-shuffled sub-images, one channel-correlated CNN_est per photo and Bayer

@@ -1,4 +1,4 @@
-"""Score a denoiser on a benchmark set with the paper's protocol (SPEC section 9).
+"""Score a denoiser on a benchmark set with the paper's protocol (docs/design.md section 9).
 
 Noise is seeded per image (the same noisy images in every run), the noisy input is not
 clipped, PSNR is on the clipped output over all channels with no border crop, and the
@@ -56,7 +56,7 @@ def noise_setting(name: str):
 
   '25' or 'awgn25': AWGN sigma 25 (0-255); 'hg' (or 'hg40-10'): heteroscedastic
   Gaussian alpha 40, delta 10 in the reference form that produced the paper's numbers
-  (SPEC 5); 'hg_paper': var = alpha^2 x + delta^2; 'mg' (or 'mg75'): multivariate
+  (docs/design.md section 5); 'hg_paper': var = alpha^2 x + delta^2; 'mg' (or 'mg75'): multivariate
   Gaussian, scale 75; 'real': the set's own noisy photos (CC15).
   """
   cfg = defaults.stage1().noise

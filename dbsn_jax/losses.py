@@ -1,4 +1,4 @@
-"""Gaussian likelihoods of SPEC section 4 and the Bayes posterior mean (Eq. 9).
+"""Gaussian likelihoods of docs/design.md section 4 and the Bayes posterior mean (Eq. 9).
 
 Shapes: `y, mu (..., C)`; covariances `(..., C, C)`. The loss functions return the
 mean over all leading (pixel) dimensions of the per-pixel loss, including the 1/2.
@@ -57,7 +57,7 @@ def bayes_estimate(y, mu, sigma_mu, sigma_n, eps: float = EPS):
   """Posterior mean of prior N(mu, Sigma_mu) and likelihood N(x, Sigma_n), `(..., C)`.
 
   x = (Sigma_mu^-1 + Sigma_n^-1)^-1 (Sigma_mu^-1 mu + Sigma_n^-1 y)
-    = mu + Sigma_mu (Sigma_mu + Sigma_n)^-1 (y - mu)   (SPEC section 4).
+    = mu + Sigma_mu (Sigma_mu + Sigma_n)^-1 (y - mu)   (docs/design.md section 4).
   Eq. 9 as printed, (Sigma_mu + Sigma_n)^-1 (Sigma_mu y + Sigma_n mu), applies the
   transposed gain; the two agree only when the matrices commute (gray, diagonal).
   """

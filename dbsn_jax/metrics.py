@@ -1,4 +1,4 @@
-"""Image-quality metrics with the paper's protocol (SPEC section 9).
+"""Image-quality metrics with the paper's protocol (docs/design.md section 9).
 
 PSNR on clip(x_hat, 0, 1) against the clean image, data range 1, over all channels,
 no border crop; SSIM with an 11x11 Gaussian window, sigma 1.5 (dm-pix).

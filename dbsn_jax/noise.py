@@ -1,4 +1,4 @@
-"""Synthetic noise models of SPEC section 5, pure functions of an explicit PRNG key.
+"""Synthetic noise models of docs/design.md section 5, pure functions of an explicit PRNG key.
 
 Every function takes `(key, x)` with clean `x (B, H, W, C)` in [0, 1] and returns
 `(y, var)`: the noisy batch (not clipped) and the true per-pixel noise covariance

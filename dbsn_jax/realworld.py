@@ -1,4 +1,5 @@
-"""Real camera photos (SPEC section 8): pixel-shuffle down-sampling, Bayer groups, guided filter.
+"""Real camera photos (docs/design.md section 8): pixel-shuffle down-sampling, Bayer groups,
+guided filter.
 
 Demosaicking spreads each sensor pixel's noise over its neighbours, so a blind-spot
 network that sees the 8 neighbours of a pixel also sees most of its noise. Taking every

@@ -1,5 +1,5 @@
-"""configs/paper/table.py: one valid paper-scale config per SPEC 9 row, evaluated under
-the same noise it trains on, and a collected table beside the paper's numbers."""
+"""configs/paper/table.py: one valid paper-scale config per row of the paper's tables,
+evaluated under the same noise it trains on, and a collected table beside the paper's numbers."""
 import importlib.util
 import json
 import os

@@ -1,4 +1,4 @@
-"""Pixel-shuffle down-sampling, Bayer groups and the guided filter (SPEC section 8)."""
+"""Pixel-shuffle down-sampling, Bayer groups and the guided filter (docs/design.md section 8)."""
 import jax.numpy as jnp
 import ml_collections
 import numpy as np

@@ -47,7 +47,7 @@ _MEMORY = flags.DEFINE_bool("memory", False, "Only the accelerator memory check.
 _MEM_BATCH = flags.DEFINE_integer("memory_batch", 32, "Patches per device for --memory.")
 _DEVICE_GB = flags.DEFINE_float("device_gb", 16.0, "Device memory for --memory.")
 _HUGEPAGES = flags.DEFINE_bool(
-    "hugepages", True, "Re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (see README).")
+    "hugepages", True, "Re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (docs/speed.md).")
 
 HUGETLB = "glibc.malloc.hugetlb=1"
 

@@ -1,4 +1,4 @@
-"""The paper's synthetic-noise table rows (SPEC section 9), one pipeline config per row.
+"""The paper's synthetic-noise table rows (docs/design.md section 9), one pipeline config per row.
 
 Each row names the recipe it runs (the paper-scale configs in configs/, built on
 dbsn_jax.defaults.paper: reference D-BSN, 180k stage-1 steps, MWCNN 100k steps) and the
@@ -32,7 +32,7 @@ ROWS = {
     "color_mg": ("color_mg.py", None, ("cbsd68", "kodak24"), "mg"),
 }
 
-# PSNR (dB) of the paper's Tables 1-3 as quoted in SPEC section 9: "D-BSN" is stage 1,
+# PSNR (dB) of the paper's Tables 1-3 as quoted in the project's SPEC.md: "D-BSN" is stage 1,
 # "full" the distilled MWCNN. Keys are (set, dbsn-eval noise label).
 PAPER = {
     ("bsd68", "awgn15"): {"BM3D": 31.07, "D-BSN": 31.63, "full": 31.82, "supervised": 31.86},

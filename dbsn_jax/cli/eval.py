@@ -1,4 +1,4 @@
-"""dbsn-eval: score models on benchmark sets with the paper's protocol (SPEC section 9).
+"""dbsn-eval: score models on benchmark sets with the paper's protocol (docs/design.md section 9).
 
   dbsn-eval --models="stage 1=runs/s1,stage 2=runs/s2" --sets=bsd68,set12 --noise=25 \
       --output_dir=runs/eval
@@ -114,7 +114,8 @@ def _main():
     w.writerows(all_rows)
   os.replace(os.path.join(out_dir, "results.csv.tmp"), os.path.join(out_dir, "results.csv"))
   checkpoints.write_json(os.path.join(out_dir, "results.json"), {
-      "protocol": "SPEC section 9: per-image seeded noise, unclipped noisy input, PSNR on "
+      "protocol": "docs/design.md section 9: per-image seeded noise, unclipped noisy input, "
+                  "PSNR on "
                   "the clipped output over all channels, no border crop, mean of per-image "
                   "scores; SSIM 11x11 Gaussian window, sigma 1.5",
       "seed": _SEED.value, "crop": _CROP.value, "stop": _STOP.value,

@@ -1,4 +1,4 @@
-"""D-BSN: the dilated blind-spot network of SPEC section 2.
+"""D-BSN: the dilated blind-spot network of docs/design.md section 2.
 
 Why the output at p never sees the input at p: each branch starts with a k x k conv
 whose centre tap is zero, so a feature at p sees offsets in [-r, r]^2 minus {0},
@@ -61,7 +61,7 @@ class Branch(nn.Module):
   """Masked k x k conv, two 1x1 convs, `blocks` MDC(d) modules, a final 1x1.
 
   With space-to-batch (`fast_conv.uses_space_to_batch(conv_impl)`) everything after the
-  masked conv runs on the d x d sub-images with undilated convs (SPEC section 2): the
+  masked conv runs on the d x d sub-images with undilated convs (docs/design.md section 2): the
   same arithmetic on contiguous data. `remat` recomputes each MDC's activations in the
   backward pass instead of storing them (memory for compute, on accelerators).
   """

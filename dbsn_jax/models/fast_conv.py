@@ -2,18 +2,16 @@
 
 Two rewrites, selected by a model's `conv_impl` attribute (see `IMPLS`):
 
-- Gradients (`conv2d_fast`): XLA's CPU convolution computes the filter gradient 3-4x
-  slower than the forward pass (a 3x3, 96 -> 96 conv on 8 x 96 x 96: ~40 ms forward
-  and input gradient, ~140 ms filter gradient, 0.18 of the matmul peak), and inside a
-  loop body (micro-batching, `dbsn_jax.train.microbatch`) both of its backward
-  convolutions fall back to a generic loop ~25x slower still. `conv2d_fast` keeps
-  XLA's forward, takes the input gradient as a forward convolution of the flipped
-  kernel, and the filter gradient as one `(Cout, rows) @ (rows, Cin)` product per
-  kernel tap on contiguous slices of the flattened image (`weight_grad_taps`, ~0.55
-  of the peak) or, for thin layers, as an explicit NHWC convolution.
-- Space-to-batch: a stack of convolutions that all have dilation d (D-BSN's branches
-  after the masked conv, SPEC section 2) equals undilated convolutions on the d x d
-  pixel-unshuffled sub-images. `space_to_batch` zero-pads H and W to multiples of d and
+- Gradients (`conv2d_fast`): XLA's CPU filter gradient runs well below its forward
+  pass, and inside a loop body (micro-batching, `dbsn_jax.train.microbatch`) both of
+  its backward convolutions fall back to a much slower generic loop. `conv2d_fast`
+  keeps XLA's forward, takes the input gradient as a forward convolution of the
+  flipped kernel, and the filter gradient as one `(Cout, rows) @ (rows, Cin)` product
+  per kernel tap on contiguous slices of the flattened image (`weight_grad_taps`) or,
+  for thin layers, as an explicit NHWC convolution. Measurements: docs/speed.md.
+- Space-to-batch: a stack of convolutions that all have dilation d (D-BSN's
+  branches after the masked conv, docs/design.md section 2) equals undilated
+  convolutions on the d x d pixel-unshuffled sub-images. `space_to_batch` zero-pads H and W to multiples of d and
   returns a validity mask; multiplying every k x k conv's input by it keeps the padded
   pixels at zero, as the plain conv's zero padding has them, so results are identical
   for any size.
@@ -33,7 +31,7 @@ from jax import lax
 # 'auto': 'fast' on CPU, 'plain' on GPUs and TPUs (their native gradients are fast).
 # Space-to-batch is not part of 'fast': XLA's CPU convolutions (YNNPACK) run dilated
 # kernels at the undilated speed, and the sub-images add padding, masks and transposes
-# (measured slower at the CPU-budget size, see README "Speed").
+# (measured slower at the CPU-budget size: docs/speed.md).
 IMPLS = ("plain", "s2b", "fast", "auto")
 
 

@@ -1,4 +1,4 @@
-"""MWCNN (multi-level wavelet CNN), the stage-2 denoiser of SPEC section 7.
+"""MWCNN (multi-level wavelet CNN), the stage-2 denoiser of docs/design.md section 7.
 
 Three levels of Haar DWT; at each, a 3x3 conv to the level's width then `convs` more
 3x3 convs; the decoder mirrors it, adding each level's DWT output before the IWT.

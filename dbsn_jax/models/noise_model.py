@@ -1,6 +1,7 @@
 """CNN_est: a per-pixel MLP (1x1 convs) that predicts the noise covariance Sigma_n.
 
-Only 1x1 convs, so the noise at a pixel depends on that pixel's value alone (SPEC 3).
+Only 1x1 convs, so the noise at a pixel depends on that pixel's value alone
+(docs/design.md section 3).
 With `num_models > 0` every noisy training image gets its own MLP (the paper's
 image-specific form): the weights are a table indexed by image id, gathered per batch.
 """

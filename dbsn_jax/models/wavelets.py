@@ -1,6 +1,6 @@
 """Haar discrete wavelet transform (2x2, stride 2) and its exact inverse.
 
-For each 2x2 block [[a, b], [c, d]] the four bands are (SPEC section 7)
+For each 2x2 block [[a, b], [c, d]] the four bands are (docs/design.md section 7)
 LL = (a + b + c + d) / 2, LH = (-a - b + c + d) / 2, HL = (-a + b - c + d) / 2,
 HH = (a - b - c + d) / 2: an orthonormal transform, so the inverse is its transpose.
 """

@@ -2,7 +2,7 @@
 
 Why: on CPUs a pass over 8 reference-size patches streams every activation
 (96 x 96 x 96 x 8 floats = 28 MB) through main memory; one patch at a time keeps them
-in cache, and the same update costs less time (README "Speed"). Accelerators want the
+in cache, and the same update costs less time (docs/speed.md). Accelerators want the
 whole batch in one pass (`train.microbatch = 0`).
 """
 import jax

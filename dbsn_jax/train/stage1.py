@@ -1,4 +1,4 @@
-"""Stage 1: self-supervised D-BSN + CNN_est on noisy images (SPEC sections 2-6).
+"""Stage 1: self-supervised D-BSN + CNN_est on noisy images (docs/design.md sections 2-6).
 
 Data -> model -> loss -> train step: the grain pipeline yields clean (or already noisy)
 patches, the jitted step adds fresh synthetic noise from its PRNG key, runs D-BSN and

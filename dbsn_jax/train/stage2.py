@@ -1,4 +1,4 @@
-"""Stage 2: distil stage 1 into MWCNN or DnCNN (SPEC section 7, paper Eq. 4).
+"""Stage 2: distil stage 1 into MWCNN or DnCNN (docs/design.md section 7, paper Eq. 4).
 
 Each batch mixes Bs clean patches x, corrupted by a learned noise model
 (y~ = x + s L(x) z, Sigma_n(x) = L L^T, s ~ U(0.9, 1.1), z ~ N(0, I); a per-image
@@ -47,7 +47,8 @@ def validate(config, s1_config) -> None:
     raise ValueError(f"distill.lam must be >= 0, got {config.distill.lam}")
   lo, hi = config.distill.scale_range
   if not 0 <= lo <= hi:
-    raise ValueError(f"distill.scale_range must satisfy 0 <= a <= b, got {config.distill.scale_range}")
+    raise ValueError("distill.scale_range must satisfy 0 <= a <= b, got "
+                     f"{config.distill.scale_range}")
   if config.data.patch_size <= 0 or config.data.batch_size <= 0:
     raise ValueError("data.patch_size and data.batch_size must be > 0")
   parallel.check_per_device(config.data.batch_size)

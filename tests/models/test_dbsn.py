@@ -97,7 +97,7 @@ def _count(params, exclude=()):
 def test_reference_parameter_count():
   model = DBSN(channels=1, mdc_style="reference")
   shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 1)))
-  # SPEC section 2: 6,612,289 for the mu network; the Sigma_mu head is separate.
+  # docs/design.md section 2: 6,612,289 for the mu network; the Sigma_mu head is separate.
   assert _count(shapes["params"], exclude=("sigma_",)) == 6_612_289
   assert model.receptive_radius == 50
 

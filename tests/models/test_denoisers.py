@@ -27,7 +27,7 @@ def test_reference_parameter_counts():
     expect += n * _conv(w, w) + _conv(w, bands)
   shapes = jax.eval_shape(MWCNN(c).init, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, c)))
   assert _count(shapes["params"]) == expect
-  assert abs(expect - 16.1e6) < 0.1e6  # SPEC: ~16.1 M.
+  assert abs(expect - 16.1e6) < 0.1e6  # docs/design.md section 7: ~16.1 M.
   dn = jax.eval_shape(DnCNN(c).init, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, c)))
   assert _count(dn["params"]) == 556_096  # 17 layers, 64 features, BatchNorm.
 

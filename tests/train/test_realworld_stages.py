@@ -1,4 +1,5 @@
-"""Stages 1 and 2 on down-sampled sub-images with Bayer-group noise models (SPEC 8)."""
+"""Stages 1 and 2 on down-sampled sub-images with Bayer-group noise models
+(docs/design.md section 8)."""
 import os
 
 import jax
