@@ -13,12 +13,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dbsn_jax import defaults, metrics, noise
+from dbsn_jax import defaults, metrics, noise, predict, realworld
 from dbsn_jax.data import benchmarks, sources
 from dbsn_jax.data.noisy_sets import centre_crop, noisy_set  # noqa: F401 (re-exported)
 from dbsn_jax.inference import load_denoiser
 from dbsn_jax.metrics import image_scores  # noqa: F401 (re-exported)
-from dbsn_jax.train import stage1
 
 
 def awgn_scores(denoiser, source: str, sigmas, stop=None) -> Dict[str, Dict[str, float]]:
@@ -147,23 +146,17 @@ def bm3d_denoise(noisy: np.ndarray, cov) -> np.ndarray:
 def noise_levels(denoiser, noisy: np.ndarray):
   """A stage-1 model's estimated noise covariance `(H, W, C, C)` on one noisy image.
 
-  CNN_est is applied as in the Bayes rule (to mu or y, per-image model chosen by the
-  likelihood of y - mu), so this is the Sigma_n that denoised the image.
+  The Sigma_n that denoised the image: `predict.finish_fn` on the denoiser's own
+  D-BSN output (CNN_est of mu or y, the per-image model chosen by the likelihood of
+  y - mu; per sub-image for down-sampled models).
   """
   if denoiser.kind != "stage1":
     raise ValueError("noise levels need a stage-1 model (it holds the noise estimator)")
-  cfg = ml_collections.ConfigDict(denoiser.config)
-  k = denoiser.params["noise_model"]["layer0_kernel"]
-  model = stage1.build_model(cfg, k.shape[0] if k.ndim == 3 else 0)
+  rw = realworld.settings(ml_collections.ConfigDict(denoiser.config))
   y = jnp.asarray(noisy, jnp.float32)[None]
   parts = denoiser._local(denoiser.params, y, None)  # Jitted D-BSN (exact size).
-  mu = parts["mu"]
-  ids = jnp.zeros((1,), jnp.int32)
-  if model.noise_model.num_models:
-    ids = stage1.select_noise_models(denoiser.params, model, y, mu, parts["sigma_mu"])
-  src = mu if model.noise_input == "mu" else y
-  return np.asarray(model.noise_model.apply(
-      {"params": denoiser.params["noise_model"]}, src, ids)[0])
+  finish = predict.finish_fn(denoiser.model, rw, guided_filter=False)
+  return np.asarray(finish(denoiser.params, y, parts)["sigma_n"][0])
 
 
 def noise_level_function(clean: np.ndarray, cov: np.ndarray, bins: int = 32):

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dbsn_jax import dihedral, losses, realworld
+from dbsn_jax import dihedral, predict, realworld
 from dbsn_jax.models import DnCNN, MWCNN
 from dbsn_jax.train import checkpoints, stage1, stage2
 
@@ -68,6 +68,7 @@ class Denoiser:
   # Whether flips and rotations keep the model's view of the image (not so for models
   # that tie noise models to Bayer phases: a flip swaps the phases).
   dihedral_ok: bool = True
+  model: Any = None  # The Flax module behind local_fn (stage 1: predict.Stage1Model).
 
   def __post_init__(self):
     self._finish = jax.jit(self.finish_fn)
@@ -212,44 +213,26 @@ def stage1_denoiser(config, model, params, **kw) -> Denoiser:
   """
   rw = realworld.settings(config)
   f, groups = rw.downsample, rw.num_groups
-  down = (lambda v: realworld.downsample(v, f)) if f > 1 else (lambda v: v)  # noqa: E731
-  up = (lambda v, shape: realworld.upsample(v, f, shape[1:3])) if f > 1 \
-      else (lambda v, shape: v)  # noqa: E731
-  num = model.noise_model.num_models
-  per_group = realworld.models_per_group(num, rw)
-
-  def local(p, y, image):
-    mu, sigma_mu = model.dbsn.apply({"params": p["dbsn"]}, down(y),
-                                    None if image is None else down(image))
-    return {"mu": up(mu, y.shape), "sigma_mu": up(sigma_mu, y.shape)}
+  finish_all = predict.finish_fn(model, rw, guided_filter=False)
 
   def finish(p, y, parts):
-    mu, sigma_mu, valid = parts["mu"], parts["sigma_mu"], parts.get("valid")
-    ys, mus = down(y), down(mu)
-    ids = realworld.model_ids(jnp.zeros((y.shape[0],), jnp.int32), rw, per_image=False)
-    if per_group > 1:
-      ids = stage1.select_noise_models(p, model, ys, mus, down(sigma_mu),
-                                       groups=ids if groups > 1 else None, num_groups=groups)
-    src = jax.lax.stop_gradient(mus) if model.noise_input == "mu" else ys
-    mask = None if valid is None else down(valid)
-    sigma_n = up(model.noise_model.apply({"params": p["noise_model"]}, src, ids, mask), y.shape)
-    return losses.bayes_estimate(y, mu, sigma_mu, sigma_n)
+    return finish_all(p, y, parts)["bayes"]
 
   post = None
   if rw.guided_filter:
     post = lambda p, x: realworld.guided_filter(x, x, rw.gf_radius, rw.gf_eps)  # noqa: E731
   # Constant padding: mirrored borders would show a pixel to itself through the mirror.
-  return Denoiser(local, finish, params, config.channels, "stage1",
+  return Denoiser(predict.local_fn(model, rw), finish, params, config.channels, "stage1",
                   f * model.dbsn.receptive_radius, multiple=f, pad_mode="constant",
                   pad_value=0.5, config=config.to_dict(), post_fn=post,
-                  dihedral_ok=groups <= 1, **kw)
+                  dihedral_ok=groups <= 1, model=model, **kw)
 
 
 def stage2_denoiser(config, model, variables, **kw) -> Denoiser:
   """The distilled MWCNN or DnCNN."""
 
   def local(v, y, image):  # The distilled networks pad by reflection; no mask.
-    return {"x": stage2.apply_denoiser(model, v["params"], v.get("batch_stats", {}), y)[0]}
+    return {"x": predict.apply_denoiser(model, v["params"], v.get("batch_stats", {}), y)[0]}
 
   def finish(v, y, parts):
     return parts["x"]
@@ -264,7 +247,7 @@ def stage2_denoiser(config, model, variables, **kw) -> Denoiser:
   else:
     raise ValueError(f"unknown stage-2 model {type(model).__name__}")
   return Denoiser(local, finish, variables, config.channels, "stage2", radius, multiple,
-                  config=config.to_dict(), **kw)
+                  config=config.to_dict(), model=model, **kw)
 
 
 def from_workdir(workdir: str, **kw) -> Denoiser:
@@ -312,10 +295,10 @@ def from_weights(path: str, **kw) -> Denoiser:
   config = ml_collections.ConfigDict(meta["config"])
   if meta["kind"] == "stage1":
     num = int(meta["config"].get("num_images", 0))
-    model = stage1.build_model(config, num)
+    model = predict.build_model(config, num)
     d = stage1_denoiser(config, model, tree, **kw)
   else:
-    model = stage2.build_denoiser(config)
+    model = predict.build_denoiser(config)
     d = stage2_denoiser(config, model, tree, **kw)
   _check_shapes(d, path)
   return d

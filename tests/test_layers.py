@@ -1,4 +1,4 @@
-"""Imports flow one way: core -> data -> train / report -> inference / evaluate ->
+"""Imports flow one way: core -> data -> predict -> train / report -> inference / evaluate ->
 workflow / cli (docs/design.md, "Layers"), and no module imports itself in a cycle.
 
 Checked on the source (AST), function-local imports included, so a cycle cannot hide
@@ -16,6 +16,7 @@ LAYERS = (
               "dbsn_jax.noise", "dbsn_jax.metrics", "dbsn_jax.realworld",
               "dbsn_jax.defaults", "dbsn_jax.models")),
     ("data", ("dbsn_jax.data",)),
+    ("predict", ("dbsn_jax.predict",)),
     ("train / report", ("dbsn_jax.train", "dbsn_jax.report")),
     ("inference / evaluate", ("dbsn_jax.inference", "dbsn_jax.evaluate")),
     ("workflow / cli", ("dbsn_jax.train.pipeline", "dbsn_jax.cli", "dbsn_jax.pretrained")),

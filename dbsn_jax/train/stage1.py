@@ -4,21 +4,24 @@ Data -> model -> loss -> train step: the grain pipeline yields clean (or already
 patches, the jitted step adds fresh synthetic noise from its PRNG key, runs D-BSN and
 CNN_est, and minimises the constrained likelihood (Eq. 8).
 """
-import functools
 from typing import Any, Dict
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import losses, metrics, noise, realworld, report
+from dbsn_jax import losses, metrics, noise, predict, realworld, report
 from dbsn_jax.data import noisy_sets, pipeline, sources
-from dbsn_jax.models import DBSN, NoiseEstimator
 from dbsn_jax.train import checkpoints, loop, microbatch, parallel, precision, state as state_lib
 
 
 LOSS_KINDS = ("constrained", "gaussian", "constrained_then_gaussian")
+# The model and its prediction path live in `dbsn_jax.predict`; the names stay here too.
+Stage1Model = predict.Stage1Model
+build_model = predict.build_model
+select_noise_models = predict.select_noise_models
+make_denoise_fn = predict.make_denoise_fn
+make_image_denoiser = predict.make_image_denoiser
 
 
 def switch_step(config) -> int:
@@ -28,19 +31,6 @@ def switch_step(config) -> int:
   if config.loss.kind == "gaussian":
     return 0
   return int(round(config.loss.get("switch_fraction", 0.5) * config.train.num_steps))
-
-
-class Stage1Model(nn.Module):
-  """`y (B, H, W, C)` -> (mu, Sigma_mu, Sigma_n); Sigma_n from CNN_est of mu or y."""
-  dbsn: DBSN
-  noise_model: NoiseEstimator
-  noise_input: str = "mu"
-
-  def __call__(self, y, image_ids=None):
-    mu, sigma_mu = self.dbsn(y)
-    # CNN_est sees the (gradient-stopped) clean estimate mu, as in the reference, or y.
-    src = jax.lax.stop_gradient(mu) if self.noise_input == "mu" else y
-    return mu, sigma_mu, self.noise_model(src, image_ids)
 
 
 def validate(config, num_images: int = 0) -> None:
@@ -76,21 +66,6 @@ def validate(config, num_images: int = 0) -> None:
   noise.from_config(config.noise)  # Raises on bad noise settings.
   realworld.settings(config)  # Raises on bad down-sampling / guided-filter settings.
   build_model(config, num_images).dbsn.check()
-
-
-def build_model(config, num_images: int = 0) -> Stage1Model:
-  """The stage-1 model a config describes (`num_images` sizes a per-image CNN_est)."""
-  m, nm = config.model, config.noise_model
-  num_models = realworld.num_noise_models(num_images, realworld.settings(config), nm.per_image)
-  dbsn = DBSN(channels=config.channels, features=m.features,
-              branches=tuple(tuple(b) for b in m.branches), blocks=tuple(m.blocks),
-              mdc_style=m.mdc_style, sigma_form=m.sigma_form,
-              sigma_features=m.sigma_features, out_init_scale=m.out_init_scale,
-              remat=bool(m.get("remat", False)))
-  est = NoiseEstimator(channels=config.channels, mode=nm.mode, features=nm.features,
-                       hidden_layers=nm.hidden_layers,
-                       num_models=num_models)
-  return Stage1Model(dbsn, est, nm.input)
 
 
 def create_state(config, model: Stage1Model, num_images: int = 0) -> state_lib.TrainState:
@@ -174,32 +149,6 @@ def make_train_step(config, model: Stage1Model):
   return jax.jit(train_step, donate_argnums=0)
 
 
-def make_denoise_fn(model: Stage1Model, rw: realworld.Settings = realworld.Settings()):
-  """Jitted `(params, y (B, H, W, C), ids) -> dict(mu, bayes, sigma_mu, sigma_n[, filtered])`.
-
-  With down-sampling by f, `ids (B f^2,)` name the noise model of every sub-image
-  (`realworld.model_ids`); the sub-images are denoised and reassembled to full size,
-  then the Bayes estimate is guided-filtered ('filtered') if the config asks.
-  """
-  f = rw.downsample
-
-  @jax.jit
-  def denoise(params, y, model_ids):
-    ys = realworld.downsample(y, f) if f > 1 else y
-    mu, sigma_mu, sigma_n = model.apply({"params": params}, ys, model_ids)
-    out = {"mu": mu, "bayes": losses.bayes_estimate(ys, mu, sigma_mu, sigma_n),
-           "sigma_mu": sigma_mu, "sigma_n": sigma_n}
-    if f > 1:
-      out = {k: realworld.upsample(v, f, y.shape[1:3]) for k, v in out.items()}
-    if rw.guided_filter:
-      # Self-guided: the estimate's own edges steer it, so the filter smooths the
-      # down-sampling seams without copying noise back from the noisy input.
-      out["filtered"] = realworld.guided_filter(out["bayes"], out["bayes"], rw.gf_radius,
-                                                rw.gf_eps)
-    return out
-  return denoise
-
-
 def eval_set(config):
   """(noisy, clean, true_cov or None, names) of the held-out set, noise seeded per image."""
   ec = config.eval
@@ -213,54 +162,6 @@ def eval_set(config):
     raise ValueError("noise.kind='none' needs eval_noisy_source (noisy images of the eval set)")
   return noisy_sets.noisy_set(ec.source, config.channels, config.noise, ec.seed, ec.start,
                               stop, ec.crop)
-
-
-def select_noise_models(params, model: Stage1Model, y, mu, sigma_mu, crop: int = 64,
-                        groups=None, num_groups: int = 1):
-  """For a per-image CNN_est on an unseen image: the id whose model best explains the
-  residual y - mu (largest likelihood on a centre crop). With Bayer groups, image b only
-  considers the models of its group `groups[b]` (ids image * num_groups + group).
-
-  Each candidate is scored under the full predictive covariance Sigma_mu + Sigma_n: the
-  residual carries mu's error as well as the noise, and scoring it by Sigma_n alone
-  favours the noisiest model.
-  """
-  num = model.noise_model.num_models
-  yc, mc, sc = (noisy_sets.centre_crop(a, crop) for a in (y, mu, sigma_mu))
-  src = mc if model.noise_input == "mu" else yc
-  est = model.noise_model
-
-  def score(m):
-    ids = jnp.full((y.shape[0],), m, jnp.int32)
-    cov = est.apply({"params": params["noise_model"]}, src, ids)
-    return jax.vmap(losses.gaussian_nll)(yc, mc, sc, cov)
-
-  scores = jax.lax.map(score, jnp.arange(num))  # (M, B)
-  if groups is not None:
-    same = (jnp.arange(num)[:, None] % num_groups) == jnp.asarray(groups)[None, :]
-    scores = jnp.where(same, scores, jnp.inf)
-  return jnp.argmin(scores, axis=0).astype(jnp.int32)
-
-
-def make_image_denoiser(model: Stage1Model, rw: realworld.Settings = realworld.Settings()):
-  """`(params, y (1, H, W, C)) -> outputs` for images whose noise model is unknown: a
-  per-image CNN_est picks, per (sub-)image, the model of highest likelihood."""
-  denoise = make_denoise_fn(model, rw)
-  groups = rw.num_groups
-  per_group = realworld.models_per_group(model.noise_model.num_models, rw)
-  select = jax.jit(functools.partial(select_noise_models, model=model, num_groups=groups))
-  f = rw.downsample
-
-  def run(params, y):
-    ids = realworld.model_ids(jnp.zeros((y.shape[0],), jnp.int32), rw, per_image=False)
-    out = denoise(params, y, ids)
-    if per_group > 1:
-      down = (lambda v: realworld.downsample(v, f)) if f > 1 else (lambda v: v)  # noqa: E731
-      ids = select(params, y=down(y), mu=down(out["mu"]), sigma_mu=down(out["sigma_mu"]),
-                   groups=ids if groups > 1 else None)
-      out = denoise(params, y, ids)
-    return out
-  return run
 
 
 def rms_std(cov) -> np.ndarray:

@@ -11,31 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import linalg, losses, metrics, noise, prng, realworld, report
+from dbsn_jax import linalg, losses, metrics, noise, predict, prng, realworld, report
 from dbsn_jax.data import mixed, sources
-from dbsn_jax.models import DnCNN, MWCNN
 from dbsn_jax.train import checkpoints, loop, parallel, precision, stage1, state as state_lib
 
 
-def build_denoiser(config):
-  """The stage-2 network a config names."""
-  d = config.denoiser
-  if d.arch == "mwcnn":
-    return MWCNN(config.channels, tuple(d.widths), d.convs)
-  if d.arch == "dncnn":
-    return DnCNN(config.channels, d.features, d.depth)
-  raise ValueError(f"denoiser.arch must be 'mwcnn' or 'dncnn', got {d.arch!r}")
-
-
-def apply_denoiser(model, params, batch_stats, y, train=False):
-  """Run either denoiser; returns (output, new batch_stats)."""
-  if isinstance(model, DnCNN):
-    if train:
-      out, upd = model.apply({"params": params, "batch_stats": batch_stats}, y, True,
-                             mutable=["batch_stats"])
-      return out, upd["batch_stats"]
-    return model.apply({"params": params, "batch_stats": batch_stats}, y, False), batch_stats
-  return model.apply({"params": params}, y), batch_stats
+# The stage-2 networks' construction and application live in `dbsn_jax.predict`.
+build_denoiser = predict.build_denoiser
+apply_denoiser = predict.apply_denoiser
 
 
 def validate(config, s1_config) -> None:
@@ -93,7 +76,7 @@ def stage1_target_fn(s1_config, s1_model):
   """`(s1_params, y (B, H, W, C), image_ids (B,)) -> x_hat`: stage 1's final estimate
   (Bayes, or guided-filtered with down-sampling) for training images of known id."""
   rw = realworld.settings(s1_config)
-  denoise = stage1.make_denoise_fn(s1_model, rw)
+  denoise = predict.make_denoise_fn(s1_model, rw)
   per_image = bool(s1_config.noise_model.per_image)
 
   def target(s1p, y, image_ids):
@@ -178,14 +161,14 @@ def create_state(config, model):
                                      key=k_noise, batch_stats=variables.get("batch_stats", {}))
 
 
-def make_denoise_fn(model):
+def make_stage2_fn(model):
   """Jitted `(params, batch_stats, y (B, H, W, C)) -> x_hat`."""
   return jax.jit(lambda params, stats, y: apply_denoiser(model, params, stats, y)[0])
 
 
 def evaluate(model, state, data, denoise=None) -> Dict[str, float]:
   """Mean PSNR / SSIM of the distilled denoiser on stage 1's eval set."""
-  denoise = denoise or make_denoise_fn(model)
+  denoise = denoise or make_stage2_fn(model)
   psnrs, ssims = [], []
   for y, x in zip(data[0], data[1]):
     out = denoise(state.params, state.batch_stats, jnp.asarray(y)[None])
@@ -218,7 +201,7 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
       clean.images, real_images, config.data.patch_size, margin,
       config.data.batch_size, config.data.real_fraction, config.seed, config.data.augment))
   data = stage1.eval_set(s1_config) if s1_config.eval.source else None
-  denoise = make_denoise_fn(model)
+  denoise = make_stage2_fn(model)
   evaluate_fn = (lambda st, step: evaluate(model, st, data, denoise)) if data else None
   step = make_train_step(config, model, s1_config, s1_model, s1_params, num_images)
 

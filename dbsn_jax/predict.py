@@ -1,0 +1,166 @@
+"""Apply trained models to images: the one stage-1 (Bayes) and stage-2 prediction path.
+
+Stage-1 denoising splits in two. `local_fn` is spatially local: D-BSN on the image, or
+on its f^2 pixel-shuffled sub-images (real photos), reassembled; it can run in tiles.
+`finish_fn` is per image: CNN_est (for an unseen image, the per-image model that best
+explains y - mu), the Bayes posterior mean and the guided filter. Training's
+evaluation, stage 2's teacher, `inference.Denoiser`, `dbsn-eval` and the noise-level
+plots all go through these functions.
+"""
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dbsn_jax import losses, realworld
+from dbsn_jax.data import noisy_sets
+from dbsn_jax.models import DBSN, DnCNN, MWCNN, NoiseEstimator
+
+
+class Stage1Model(nn.Module):
+  """`y (B, H, W, C)` -> (mu, Sigma_mu, Sigma_n); Sigma_n from CNN_est of mu or y."""
+  dbsn: DBSN
+  noise_model: NoiseEstimator
+  noise_input: str = "mu"
+
+  def __call__(self, y, image_ids=None):
+    mu, sigma_mu = self.dbsn(y)
+    # CNN_est sees the (gradient-stopped) clean estimate mu, as in the reference, or y.
+    src = jax.lax.stop_gradient(mu) if self.noise_input == "mu" else y
+    return mu, sigma_mu, self.noise_model(src, image_ids)
+
+
+def build_model(config, num_images: int = 0) -> Stage1Model:
+  """The stage-1 model a config describes (`num_images` sizes a per-image CNN_est)."""
+  m, nm = config.model, config.noise_model
+  num_models = realworld.num_noise_models(num_images, realworld.settings(config), nm.per_image)
+  dbsn = DBSN(channels=config.channels, features=m.features,
+              branches=tuple(tuple(b) for b in m.branches), blocks=tuple(m.blocks),
+              mdc_style=m.mdc_style, sigma_form=m.sigma_form,
+              sigma_features=m.sigma_features, out_init_scale=m.out_init_scale,
+              remat=bool(m.get("remat", False)))
+  est = NoiseEstimator(channels=config.channels, mode=nm.mode, features=nm.features,
+                       hidden_layers=nm.hidden_layers, num_models=num_models)
+  return Stage1Model(dbsn, est, nm.input)
+
+
+def select_noise_models(params, model: Stage1Model, y, mu, sigma_mu, crop: int = 64,
+                        groups=None, num_groups: int = 1):
+  """For a per-image CNN_est on an unseen image: the id whose model best explains the
+  residual y - mu (largest likelihood on a centre crop). With Bayer groups, image b only
+  considers the models of its group `groups[b]` (ids image * num_groups + group).
+
+  Each candidate is scored under the full predictive covariance Sigma_mu + Sigma_n: the
+  residual carries mu's error as well as the noise, and scoring it by Sigma_n alone
+  favours the noisiest model.
+  """
+  num = model.noise_model.num_models
+  yc, mc, sc = (noisy_sets.centre_crop(a, crop) for a in (y, mu, sigma_mu))
+  src = mc if model.noise_input == "mu" else yc
+  est = model.noise_model
+
+  def score(m):
+    ids = jnp.full((y.shape[0],), m, jnp.int32)
+    cov = est.apply({"params": params["noise_model"]}, src, ids)
+    return jax.vmap(losses.gaussian_nll)(yc, mc, sc, cov)
+
+  scores = jax.lax.map(score, jnp.arange(num))  # (M, B)
+  if groups is not None:
+    same = (jnp.arange(num)[:, None] % num_groups) == jnp.asarray(groups)[None, :]
+    scores = jnp.where(same, scores, jnp.inf)
+  return jnp.argmin(scores, axis=0).astype(jnp.int32)
+
+
+def _shuffles(rw: realworld.Settings):
+  """(down, up): to the f^2 sub-images `(B f^2, H/f, W/f, ...)` and back to `shape`."""
+  f = rw.downsample
+  if f <= 1:
+    return (lambda v: v), (lambda v, shape: v)
+  return (lambda v: realworld.downsample(v, f)), \
+      (lambda v, shape: realworld.upsample(v, f, shape[1:3]))
+
+
+def local_fn(model: Stage1Model, rw: realworld.Settings = realworld.Settings()) -> Callable:
+  """`(params, y (B, H, W, C), image (B, H, W, 1) or None) -> {mu, sigma_mu}` at full
+  size. `image` marks the pixels inside a padded canvas (D-BSN zeroes the rest)."""
+  down, up = _shuffles(rw)
+
+  def local(params, y, image=None):
+    mu, sigma_mu = model.dbsn.apply({"params": params["dbsn"]}, down(y),
+                                    None if image is None else down(image))
+    return {"mu": up(mu, y.shape), "sigma_mu": up(sigma_mu, y.shape)}
+  return local
+
+
+def finish_fn(model: Stage1Model, rw: realworld.Settings = realworld.Settings(),
+              guided_filter: bool = True) -> Callable:
+  """`(params, y, parts, ids=None) -> {mu, sigma_mu, sigma_n, bayes[, filtered]}`.
+
+  `parts` is `local_fn`'s output (plus an optional `valid` image mask, over which
+  CNN_est's per-image averages run). `ids` name the noise model of every (sub-)image
+  (`realworld.model_ids`); None, for unseen images: a per-image CNN_est picks the most
+  likely model of each (sub-)image's Bayer group. 'filtered' (with `guided_filter` and
+  the config's `realworld.guided_filter`) is the self-guided filter of the Bayes
+  estimate: its own edges steer it, so it smooths the down-sampling seams without
+  copying noise back from the noisy input.
+  """
+  down, up = _shuffles(rw)
+  groups = rw.num_groups
+  per_group = realworld.models_per_group(model.noise_model.num_models, rw)
+
+  def finish(params, y, parts, ids=None):
+    mu, sigma_mu, valid = parts["mu"], parts["sigma_mu"], parts.get("valid")
+    ys, mus = down(y), down(mu)
+    if ids is None:
+      ids = realworld.model_ids(jnp.zeros((y.shape[0],), jnp.int32), rw, per_image=False)
+      if per_group > 1:
+        ids = select_noise_models(params, model, ys, mus, down(sigma_mu),
+                                  groups=ids if groups > 1 else None, num_groups=groups)
+    src = jax.lax.stop_gradient(mus) if model.noise_input == "mu" else ys
+    mask = None if valid is None else down(valid)
+    sigma_n = up(model.noise_model.apply({"params": params["noise_model"]}, src, ids, mask),
+                 y.shape)
+    out = {"mu": mu, "sigma_mu": sigma_mu, "sigma_n": sigma_n,
+           "bayes": losses.bayes_estimate(y, mu, sigma_mu, sigma_n)}
+    if guided_filter and rw.guided_filter:
+      out["filtered"] = realworld.guided_filter(out["bayes"], out["bayes"], rw.gf_radius,
+                                                rw.gf_eps)
+    return out
+  return finish
+
+
+def make_denoise_fn(model: Stage1Model, rw: realworld.Settings = realworld.Settings()):
+  """Jitted `(params, y (B, H, W, C), ids) -> dict(mu, bayes, sigma_mu, sigma_n[, filtered])`
+  for training images of known noise models `ids` (`realworld.model_ids`)."""
+  local, finish = local_fn(model, rw), finish_fn(model, rw)
+  return jax.jit(lambda params, y, ids: finish(params, y, local(params, y), ids))
+
+
+def make_image_denoiser(model: Stage1Model, rw: realworld.Settings = realworld.Settings()):
+  """Jitted `(params, y (B, H, W, C)) -> outputs` for images whose noise model is
+  unknown: a per-image CNN_est picks, per (sub-)image, the model of highest likelihood."""
+  local, finish = local_fn(model, rw), finish_fn(model, rw)
+  return jax.jit(lambda params, y: finish(params, y, local(params, y)))
+
+
+# -- stage 2 ----------------------------------------------------------------------------
+def build_denoiser(config):
+  """The stage-2 network a config names."""
+  d = config.denoiser
+  if d.arch == "mwcnn":
+    return MWCNN(config.channels, tuple(d.widths), d.convs)
+  if d.arch == "dncnn":
+    return DnCNN(config.channels, d.features, d.depth)
+  raise ValueError(f"denoiser.arch must be 'mwcnn' or 'dncnn', got {d.arch!r}")
+
+
+def apply_denoiser(model, params, batch_stats, y, train=False):
+  """Run either stage-2 network on `y (B, H, W, C)`; returns (output, new batch_stats)."""
+  if isinstance(model, DnCNN):
+    if train:
+      out, upd = model.apply({"params": params, "batch_stats": batch_stats}, y, True,
+                             mutable=["batch_stats"])
+      return out, upd["batch_stats"]
+    return model.apply({"params": params, "batch_stats": batch_stats}, y, False), batch_stats
+  return model.apply({"params": params}, y), batch_stats
