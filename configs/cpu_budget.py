@@ -23,5 +23,21 @@ def get_config(kind="gray"):
     config = defaults.paper(3, "awgn_per_image", "awgn", sigma_range=(5.0, 50.0))
     config.stage1.noise_model.per_image = True
   else:
-    raise ValueError(f"cpu_budget config string must be gray, hetero, color or color_range, got {kind!r}")
-  return defaults.cpu_budget(config)
+    raise ValueError("cpu_budget config string must be gray, hetero, color or color_range, "
+                     f"got {kind!r}")
+  s1, s2 = config.stage1, config.stage2
+  s1.compute_dtype = s2.compute_dtype = "float32"  # CPUs have no fast bf16 convolutions.
+  # Stage 1: D-BSN width 48, 2 MDC modules per branch, 64x64 x 8 patches, 2,500 steps.
+  s1.model.features, s1.model.blocks = 48, (2, 2)
+  s1.data.patch_size, s1.data.batch_size = 64, 8
+  s1.train.num_steps, s1.train.checkpoint_every = 2500, 500
+  s1.train.microbatch = 1  # One patch per gradient pass: the same update, faster on CPU.
+  s1.optim.lr, s1.optim.milestones = 1e-3, (0.6, 0.85)
+  s1.eval.stop, s1.eval.crop, s1.eval.every_steps = 4, 160, 500
+  # Stage 2: MWCNN (32, 64, 64), 1 conv per level, 64x64 x 16 patches, 8,000 steps.
+  s2.denoiser.widths, s2.denoiser.convs = (32, 64, 64), 1
+  s2.data.patch_size, s2.data.batch_size = 64, 16
+  s2.train.num_steps, s2.train.checkpoint_every = 8000, 1000
+  s2.optim.lr, s2.optim.milestones = 1e-3, (0.6, 0.85)
+  s2.eval.every_steps = 2000
+  return config

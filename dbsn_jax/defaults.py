@@ -193,26 +193,6 @@ def paper(channels: int, noise_kind: str, noise_model: str, **noise) -> ml_colle
   return pipeline(s1, s2)
 
 
-def cpu_budget(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Shrink a pipeline to about 30 + 30 minutes on a 2-core CPU.
-
-  Stage 1: width 48, 2 MDC modules per branch, 64x64 patches, 2,500 steps.
-  Stage 2: MWCNN widths (32, 64, 64) with 1 conv per level, 64x64 patches, batch 16,
-  8,000 steps.
-  """
-  s1, s2 = config.stage1, config.stage2
-  s1.compute_dtype = s2.compute_dtype = "float32"  # CPUs have no fast bf16 convolutions.
-  s1.model.features, s1.model.blocks = 48, (2, 2)
-  s1.data.patch_size, s1.data.batch_size = 64, 8
-  s1.eval.stop, s1.eval.crop, s1.eval.every_steps = 4, 160, 500
-  s1.train.num_steps, s1.train.checkpoint_every = 2500, 500
-  # One patch per gradient pass: the same update, 1.15-1.5x faster on CPU ("Speed").
-  s1.train.microbatch = 1
-  s1.optim.lr, s1.optim.milestones = 1e-3, (0.6, 0.85)
-  _cpu_stage2(s2, num_steps=8000, checkpoint_every=1000, eval_every=2000)
-  return config
-
-
 def _cpu_stage2(s2, num_steps: int, checkpoint_every: int, eval_every: int) -> None:
   """The CPU budgets' stage 2: MWCNN (32, 64, 64), 1 conv per level, 64x64 x 16."""
   s2.denoiser.widths, s2.denoiser.convs = (32, 64, 64), 1

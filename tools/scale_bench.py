@@ -14,7 +14,9 @@ line per measurement to `--out`; run one section per process so the peak device 
 compares 1 and 2 host devices on the same work (`XLA_FLAGS=
 --xla_force_host_platform_device_count=2`).
 """
+import importlib.util
 import json
+import os
 import time
 
 import jax
@@ -40,11 +42,21 @@ _OUT = flags.DEFINE_string("out", "", "Append the JSON rows to this file.")
 _TABLE = flags.DEFINE_string("table", "", "Print the rows of this JSONL file and exit.")
 
 
+def _config_file(name: str):
+  """configs/NAME.py as a module (the recipes are files, not a package)."""
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
+                      name + ".py")
+  spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def configs(size: str):
   """(stage-1 config, stage-2 config) at `size`, gray."""
   c = defaults.pipeline()
   if size == "cpu_budget":
-    c = defaults.cpu_budget(c)
+    c = _config_file("cpu_budget").get_config("gray")
   elif size == "tiny":
     s1, s2 = c.stage1, c.stage2
     s1.model.features, s1.model.blocks, s1.data.patch_size, s1.data.batch_size = 8, (1, 1), 24, 4
