@@ -276,15 +276,31 @@ def save_weights(denoiser: Denoiser, out_dir: str) -> None:
   os.replace(os.path.join(out_dir, "config.json.tmp"), os.path.join(out_dir, "config.json"))
 
 
-def from_weights(path: str, **kw) -> Denoiser:
-  """A denoiser from a `save_weights` directory; loads no code (allow_pickle=False)."""
+def _read_weights(path: str):
+  """(config.json's dict, weights.npz's arrays) of a weights folder; a ValueError that
+  says "not a dbsn-jax weights folder" names what is wrong with it."""
+  where = f"not a dbsn-jax weights folder: {path}"
   try:
     with open(os.path.join(path, "config.json")) as f:
       meta = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f"{where}: cannot read config.json ({e})") from e
+  if not isinstance(meta, dict) or meta.get("kind") not in ("stage1", "stage2") \
+      or not isinstance(meta.get("config"), dict):
+    raise ValueError(f"{where}: config.json needs \"kind\" (\"stage1\" or \"stage2\") and "
+                     "a \"config\" object, as save_weights writes them")
+  try:
     with np.load(os.path.join(path, "weights.npz"), allow_pickle=False) as z:
       flat = {k: z[k] for k in z.files}
   except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-    raise ValueError(f"cannot read model weights in {path}: {e}") from e
+    why = "it holds pickled objects, not plain arrays" if "pickle" in str(e) else str(e)
+    raise ValueError(f"{where}: cannot read weights.npz ({why})") from e
+  return meta, flat
+
+
+def from_weights(path: str, **kw) -> Denoiser:
+  """A denoiser from a `save_weights` directory; loads no code (allow_pickle=False)."""
+  meta, flat = _read_weights(path)
   tree: Dict[str, Any] = {}
   for key, value in flat.items():
     node = tree
@@ -293,13 +309,17 @@ def from_weights(path: str, **kw) -> Denoiser:
       node = node.setdefault(p, {})
     node[leaf] = jnp.asarray(value)
   config = ml_collections.ConfigDict(meta["config"])
-  if meta["kind"] == "stage1":
-    num = int(meta["config"].get("num_images", 0))
-    model = predict.build_model(config, num)
-    d = stage1_denoiser(config, model, tree, **kw)
-  else:
-    model = predict.build_denoiser(config)
-    d = stage2_denoiser(config, model, tree, **kw)
+  try:
+    if meta["kind"] == "stage1":
+      num = int(meta["config"].get("num_images", 0))
+      model = predict.build_model(config, num)
+      d = stage1_denoiser(config, model, tree, **kw)
+    else:
+      model = predict.build_denoiser(config)
+      d = stage2_denoiser(config, model, tree, **kw)
+  except (AttributeError, KeyError, TypeError) as e:  # ConfigDict raises these for gaps.
+    raise ValueError(f"not a dbsn-jax weights folder: {path}: its config.json lacks a "
+                     f"setting ({e})") from e
   _check_shapes(d, path)
   return d
 

@@ -113,8 +113,22 @@ def test_weights_round_trip_and_tampering(tmp_path):
   with pytest.raises(ValueError, match="do not match"):
     inference.load_denoiser(str(tmp_path / "m"))
   (tmp_path / "m" / "weights.npz").write_bytes(b"PK\x03\x04 truncated")
-  with pytest.raises(ValueError, match="cannot read model weights"):
+  with pytest.raises(ValueError, match="not a dbsn-jax weights folder.*weights.npz"):
     inference.load_denoiser(str(tmp_path / "m"))
+  with open(tmp_path / "m" / "weights.npz", "wb") as f:  # A pickled object array.
+    np.save(f, np.array([{"a": 1}], dtype=object))
+  with pytest.raises(ValueError, match="pickled objects, not plain arrays"):
+    inference.load_denoiser(str(tmp_path / "m"))
+
+
+@pytest.mark.parametrize("meta", ["{}", '{"kind": "stage2"}', '{"kind": "stage2", "config": {}}',
+                                  "[1, 2]", "not json"])
+def test_a_broken_weights_config_says_what_it_is(tmp_path, meta):
+  d = _mwcnn()
+  inference.save_weights(d, str(tmp_path))
+  (tmp_path / "config.json").write_text(meta)
+  with pytest.raises(ValueError, match="not a dbsn-jax weights folder"):
+    inference.load_denoiser(str(tmp_path))
 
 
 def test_export_matches_live_model():

@@ -110,3 +110,14 @@ def test_ensemble_flag_writes_the_self_ensemble(tmp_path, model_dir):
   np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o" / "a.png")),
                                 d(img, ensemble=True))
   assert not np.array_equal(d(img, ensemble=True), d(img))
+
+
+def test_a_broken_weights_folder_is_one_line_and_exit_2(tmp_path, model_dir):
+  import shutil
+  broken = tmp_path / "broken"
+  shutil.copytree(model_dir, broken)
+  (broken / "config.json").write_text("{}")
+  Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+  r = _run(f"--model={broken}", f"--output_dir={tmp_path / 'o'}", str(tmp_path / "a.png"))
+  assert r.returncode == 2 and "not a dbsn-jax weights folder" in r.stderr
+  assert "Traceback" not in r.stderr
