@@ -276,10 +276,15 @@ def save_weights(denoiser: Denoiser, out_dir: str) -> None:
   os.replace(os.path.join(out_dir, "config.json.tmp"), os.path.join(out_dir, "config.json"))
 
 
+def _not_weights(path: str) -> str:
+  """The start of every message about a folder that is not a readable weights folder."""
+  return f"not a dbsn-jax weights folder: {path}"
+
+
 def _read_weights(path: str):
   """(config.json's dict, weights.npz's arrays) of a weights folder; a ValueError that
   says "not a dbsn-jax weights folder" names what is wrong with it."""
-  where = f"not a dbsn-jax weights folder: {path}"
+  where = _not_weights(path)
   try:
     with open(os.path.join(path, "config.json")) as f:
       meta = json.load(f)
@@ -318,8 +323,7 @@ def from_weights(path: str, **kw) -> Denoiser:
       model = predict.build_denoiser(config)
       d = stage2_denoiser(config, model, tree, **kw)
   except (AttributeError, KeyError, TypeError) as e:  # ConfigDict raises these for gaps.
-    raise ValueError(f"not a dbsn-jax weights folder: {path}: its config.json lacks a "
-                     f"setting ({e})") from e
+    raise ValueError(f"{_not_weights(path)}: its config.json lacks a setting ({e})") from e
   _check_shapes(d, path)
   return d
 

@@ -22,11 +22,8 @@ def centre_crop(img, size: int):
 
 def noisy_set(source: str, channels: int, noise_cfg, seed: int = 1234, start: int = 0,
               stop=None, crop: int = 0):
-  """(noisy, clean, true covariances, names) of a benchmark set, centre-cropped.
-
-  Noise for image i is drawn from fold_in(PRNGKey(seed), i), i counted from the start
-  of the source, so every run sees the same noisy images.
-  """
+  """(noisy, clean, true covariances, names) of images `[start:stop]` of `source`,
+  centre-cropped, with the seeded noise of the module docstring."""
   clean = sources.load(source, channels, start, stop)
   cleans = [centre_crop(im, crop) for im in clean.images]
   add = jax.jit(noise.from_config(noise_cfg))

@@ -11,10 +11,10 @@ Two rewrites, selected by a model's `conv_impl` attribute (see `IMPLS`):
   for thin layers, as an explicit NHWC convolution. Measurements: docs/speed.md.
 - Space-to-batch: a stack of convolutions that all have dilation d (D-BSN's
   branches after the masked conv, docs/design.md section 2) equals undilated
-  convolutions on the d x d pixel-unshuffled sub-images. `space_to_batch` zero-pads H and W to multiples of d and
-  returns a validity mask; multiplying every k x k conv's input by it keeps the padded
-  pixels at zero, as the plain conv's zero padding has them, so results are identical
-  for any size.
+  convolutions on the d x d pixel-unshuffled sub-images. `space_to_batch` zero-pads H
+  and W to multiples of d and returns a validity mask; multiplying every k x k conv's
+  input by it keeps the padded pixels at zero, as the plain conv's zero padding has
+  them, so results are identical for any size.
 
 Both only reorder exact arithmetic: results agree with the plain path to float
 rounding (tests/models/test_fast_conv.py).
