@@ -27,6 +27,8 @@ from dbsn_jax.train import checkpoints, stage1, stage2
 
 # Per-axis bucket sides: 2^k and 3 * 2^(k-1), so padding wastes at most 50 % per axis.
 BUCKETS = tuple(sorted({s for k in range(4, 15) for s in (2**k, 3 * 2**(k - 1))}))
+# The values a float image may hold: [0, 1] plus room for noise (sigma 75/255 at 10 sigma).
+FLOAT_RANGE = (-3.0, 4.0)
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 
 
@@ -141,10 +143,11 @@ class Denoiser:
     n, h, w, _ = y.shape
     m = self.multiple
     tiled = (self.tile > 0 and h * w > self.max_pixels) if tile is None else tile
-    if tiled or not self.bucket:
-      canvas = self._pad(y, _round_up(h, m), _round_up(w, m))
-    else:
-      canvas = self._pad(y, bucket_size(h, m), bucket_size(w, m))
+    # The exact size's canvas (a multiple of `multiple`), then, untiled, up to a bucket:
+    # the networks zero their features beyond the first, so its contents do not matter.
+    canvas = self._pad(y, _round_up(h, m), _round_up(w, m))
+    if not (tiled or not self.bucket):
+      canvas = self._pad(canvas, bucket_size(h, m), bucket_size(w, m))
     # The image area: D-BSN zeroes the padding's features (exact-size results) and
     # per-image averages leave it out; an array, not a shape, so nothing compiles per size.
     image = jnp.zeros(canvas.shape[:3] + (1,), jnp.float32).at[:, :h, :w].set(1.0)
@@ -165,6 +168,8 @@ class Denoiser:
       arr = arr[None]
     elif arr.ndim != 4:
       raise ValueError(f"expected (H, W), (H, W, C) or (N, H, W, C), got shape {shape}")
+    if arr.size == 0:
+      raise ValueError(f"the image is empty (shape {shape})")
     if arr.shape[-1] != self.channels:
       raise ValueError(f"this {self.kind} model denoises {self.channels}-channel images, "
                        f"got {arr.shape[-1]} channels (shape {shape})")
@@ -178,6 +183,13 @@ class Denoiser:
       y = jnp.asarray(arr, jnp.float32)
       if not bool(jnp.all(jnp.isfinite(y))):
         raise ValueError("the image contains NaN or Inf values")
+      lo, hi = float(jnp.min(y)), float(jnp.max(y))
+      # Noisy [0, 1] images overshoot a little; a 0-255 float image would be clipped to
+      # white without a word.
+      if lo < FLOAT_RANGE[0] or hi > FLOAT_RANGE[1]:
+        raise ValueError(f"float images must hold values in [0, 1] (noise may overshoot "
+                         f"a little), got {lo:g}..{hi:g}: divide 8-bit data by 255 and "
+                         "16-bit data by 65535, or pass the integer array")
     else:
       raise ValueError(f"unsupported image dtype {dtype}")
     x = jnp.clip(self.run(y, tile, ensemble), 0.0, 1.0)
@@ -231,8 +243,9 @@ def stage1_denoiser(config, model, params, **kw) -> Denoiser:
 def stage2_denoiser(config, model, variables, **kw) -> Denoiser:
   """The distilled MWCNN or DnCNN."""
 
-  def local(v, y, image):  # The distilled networks pad by reflection; no mask.
-    return {"x": predict.apply_denoiser(model, v["params"], v.get("batch_stats", {}), y)[0]}
+  def local(v, y, image):  # The networks zero what lies outside the image's canvas.
+    return {"x": predict.apply_denoiser(model, v["params"], v.get("batch_stats", {}), y,
+                                        mask=image)[0]}
 
   def finish(v, y, parts):
     return parts["x"]

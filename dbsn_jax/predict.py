@@ -155,12 +155,14 @@ def build_denoiser(config):
   raise ValueError(f"denoiser.arch must be 'mwcnn' or 'dncnn', got {d.arch!r}")
 
 
-def apply_denoiser(model, params, batch_stats, y, train=False):
-  """Run either stage-2 network on `y (B, H, W, C)`; returns (output, new batch_stats)."""
+def apply_denoiser(model, params, batch_stats, y, train=False, mask=None):
+  """Run either stage-2 network on `y (B, H, W, C)`; returns (output, new batch_stats).
+  `mask (B, H, W, 1)`: the image inside a padded canvas (the networks zero the rest)."""
   if isinstance(model, DnCNN):
     if train:
       out, upd = model.apply({"params": params, "batch_stats": batch_stats}, y, True,
-                             mutable=["batch_stats"])
+                             mask, mutable=["batch_stats"])
       return out, upd["batch_stats"]
-    return model.apply({"params": params, "batch_stats": batch_stats}, y, False), batch_stats
-  return model.apply({"params": params}, y), batch_stats
+    return model.apply({"params": params, "batch_stats": batch_stats}, y, False,
+                       mask), batch_stats
+  return model.apply({"params": params}, y, mask), batch_stats

@@ -205,3 +205,44 @@ def test_bayer_phase_models_refuse_to_self_ensemble():
     d.run(jnp.zeros((1, 8, 8, 1)), ensemble=True)
   config = tiny_stage1_config(**{"realworld.downsample": 2})
   assert inference.stage1_denoiser(config, stage1.build_model(config), params={}).dihedral_ok
+
+
+@pytest.mark.parametrize("arch,size", [("mwcnn", (37, 45)), ("mwcnn", (24, 40)),
+                                       ("dncnn", (21, 50)), ("dncnn", (1, 3))])
+def test_stage2_buckets_and_tiles_equal_the_exact_size(arch, size):
+  # The bundled gray-awgn25 once differed by 11/255 at the right and bottom edges (and
+  # 0.0066 inside) between a bucket and the exact size: the bucket's mirrored padding
+  # reached the image through the convolutions. Now both networks zero it.
+  d = _mwcnn() if arch == "mwcnn" else _dncnn()
+  y = jax.random.uniform(jax.random.PRNGKey(3), (2,) + size + (1,))
+  exact = np.asarray(d.apply_fn(d.params, y))
+  assert d.bucket and (inference.bucket_size(size[0], d.multiple) > size[0]
+                       or inference.bucket_size(size[1], d.multiple) > size[1])
+  np.testing.assert_allclose(d.run(y), exact, atol=1e-5)
+  if min(size) > 8:
+    d.tile = 4 * inference._round_up(d.radius, d.multiple)
+    np.testing.assert_allclose(d.run(y, tile=True), exact, atol=1e-5)
+
+
+def _dncnn(channels=1, **kw):
+  from dbsn_jax import defaults
+  from dbsn_jax.models import DnCNN
+  config = defaults.stage2()
+  config.channels = channels
+  config.denoiser.arch, config.denoiser.features, config.denoiser.depth = "dncnn", 8, 4
+  model = DnCNN(channels, 8, 4)
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, channels)))
+  stats = jax.tree.map(lambda s: s + 0.3, variables["batch_stats"])  # BN with offsets.
+  return inference.stage2_denoiser(config, model, {"params": _perturb(variables["params"]),
+                                                   "batch_stats": stats}, **kw)
+
+
+def test_a_0_255_float_image_and_an_empty_one_are_refused_not_whitened():
+  d = _mwcnn()
+  img = np.random.default_rng(0).random((16, 16)).astype(np.float32)
+  with pytest.raises(ValueError, match=r"values in \[0, 1\].*divide 8-bit data by 255"):
+    d(img * 255)  # Once clipped to a white image without a word.
+  noisy = img + np.random.default_rng(1).normal(0, 50 / 255, img.shape).astype(np.float32)
+  assert d(noisy).shape == img.shape  # Noise overshooting [0, 1] is fine.
+  with pytest.raises(ValueError, match="empty"):
+    d(np.zeros((0, 0), np.float32))

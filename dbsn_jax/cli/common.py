@@ -31,7 +31,7 @@ def guard(fn: Callable):
   """Run `fn`; turn configuration/input errors into one clear line and exit code 2."""
   try:
     return fn()
-  except (ValueError, FileNotFoundError, FloatingPointError) as e:
+  except (ValueError, OSError, FloatingPointError) as e:  # OSError: e.g. a full disk.
     fail(str(e))
 
 

@@ -28,11 +28,29 @@ def pad_to(img: np.ndarray, size: int) -> np.ndarray:
   return np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
 
 
+def check_patch_size(images: List[np.ndarray], patch_size: int, floor: float = 2**30):
+  """Refuse a patch whose mirror padding would blow up memory (a 100,000-pixel patch
+  once asked for 144 GB): more than `floor` bytes and 4x the images themselves.
+  Padding a few images smaller than a patch is fine."""
+  if not images:
+    return
+  own = sum(im.size * 4 for im in images)
+  padded = sum(max(im.shape[0], patch_size) * max(im.shape[1], patch_size)
+               * im[0, 0].size * 4 for im in images)
+  if padded > max(floor, 4 * own):
+    big = max(images, key=lambda im: im.shape[0] * im.shape[1])
+    raise ValueError(f"data.patch_size {patch_size} is larger than the training images "
+                     f"(the largest is {big.shape[0]}x{big.shape[1]}; real photos train on "
+                     "sub-images of 1/realworld.downsample that size): padding them to it "
+                     f"would take {padded / 2**30:.1f} GiB; lower data.patch_size")
+
+
 class RandomPatch(grain.transforms.RandomMap):
   """Index -> {'image': (P, P, C) float32, 'image_id': int32} from a random image."""
 
   def __init__(self, images: List[np.ndarray], patch_size: int, augment: bool = True,
                image_ids: Optional[Sequence[int]] = None):
+    check_patch_size(images, patch_size)
     self.images = [pad_to(im, patch_size) for im in images]
     # The id reported for image j (default j): e.g. the noise model of a sub-image.
     self.image_ids = list(range(len(images))) if image_ids is None else list(image_ids)

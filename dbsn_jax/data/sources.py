@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from dbsn_jax.data import benchmarks
+from dbsn_jax.data import benchmarks, image_io
 from dbsn_jax.data.files import IMAGE_EXTENSIONS, data_dir  # noqa: F401 (re-exported)
 
 # scikit-image's bundled photos (no download); two held out for evaluation.
@@ -74,15 +74,16 @@ def _from_pil(im: Image.Image) -> np.ndarray:
 def load_image(path: str, channels: int) -> np.ndarray:
   """Decode one file to float32 `(H, W, channels)` in [0, 1]; errors name the file."""
   try:
-    if path.lower().endswith((".tif", ".tiff")):
-      import tifffile  # 16-bit RGB TIFFs, which PIL cannot decode.
-      arr = tifffile.imread(path)
-      if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
-        arr = np.moveaxis(arr, 0, -1)
+    if path.lower().endswith((".tif", ".tiff")):  # 16-bit RGB, which PIL cannot decode.
+      arr = image_io.read_tiff(path)
       if arr.ndim == 3 and arr.shape[-1] == 4:
         arr = arr[..., :3]
       peak = float(np.iinfo(arr.dtype).max) if np.issubdtype(arr.dtype, np.integer) else 1.0
       img = arr.astype(np.float32) / peak
+    elif image_io.png_depth(path) in image_io.DEEP_PNG:  # PIL would give 8 bits.
+      arr = image_io.read_png16(path).astype(np.float32) / 65535.0
+      color, alpha = arr[..., :-1], arr[..., -1:]
+      img = arr if arr.shape[-1] == 3 else color * alpha + (1.0 - alpha)  # On white.
     else:
       with Image.open(path) as im:
         im.load()

@@ -11,6 +11,9 @@ class DnCNN(nn.Module):
   """`(B, H, W, C) -> (B, H, W, C)`: y minus the predicted noise.
 
   BatchNorm statistics live in the 'batch_stats' collection (carried in TrainState).
+  `mask` `(B, H, W, 1)`, 1 on the image inside a larger canvas: features outside it are
+  zeroed after every layer, as zero padding at the image's own size would see them, so
+  a padded canvas gives the exact-size result there (docs/design.md section 7).
   """
   channels: int = 1
   features: int = 64
@@ -22,13 +25,14 @@ class DnCNN(nn.Module):
   conv_impl: str = "plain"
 
   @nn.compact
-  def __call__(self, y, train: bool = False):
+  def __call__(self, y, train: bool = False, mask=None):
     ci = self.conv_impl
-    x = nn.relu(Conv(self.features, 3, dtype=self.dtype, conv_impl=ci)(y))
+    keep = (lambda t: t) if mask is None else (lambda t: t * mask.astype(t.dtype))
+    x = keep(nn.relu(Conv(self.features, 3, dtype=self.dtype, conv_impl=ci)(keep(y))))
     for _ in range(self.depth - 2):
       x = Conv(self.features, 3, use_bias=False, dtype=self.dtype, conv_impl=ci)(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                        dtype=jnp.float32)(x)
-      x = nn.relu(x)
+      x = keep(nn.relu(x))
     noise = Conv(self.channels, 3, use_bias=False, dtype=self.dtype, conv_impl=ci)(x)
     return y - noise.astype(jnp.float32)

@@ -5,7 +5,7 @@ Three levels of Haar DWT; at each, a 3x3 conv to the level's width then `convs` 
 The convs that produce those band corrections are linear and zero-initialised, so the
 network starts as the identity IWT(DWT(y)) = y: with He-normal init there the output
 starts far from y and a small MWCNN barely learns (measured: +0.5 dB vs +6 dB after
-400 steps). Inputs of any size: reflect-padded to a multiple of 8, cropped back.
+400 steps). Inputs of any size: mirror-padded to a multiple of 8, cropped back.
 """
 from typing import Any, Sequence
 
@@ -16,18 +16,37 @@ from dbsn_jax.models.layers import Conv
 from dbsn_jax.models.wavelets import dwt, iwt
 
 
-def pad_to_multiple(x, m: int):
-  """Reflect-pad `(B, H, W, C)` at the bottom/right to multiples of m."""
+def pad_to_multiple(x, m: int, mode: str = "symmetric"):
+  """Pad `(B, H, W, C)` at the bottom/right to multiples of m (mirrored, edge included,
+  as `inference.Denoiser` pads its canvases: the same borders either way)."""
   h, w = x.shape[1:3]
   ph, pw = (-h) % m, (-w) % m
   if ph == 0 and pw == 0:
     return x
-  mode = "reflect" if min(h, w) > max(ph, pw) else "symmetric"
   return jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
 
 
+def block_masks(mask, levels: int):
+  """`mask (B, H, W, 1)` -> its `levels + 1` scales: 1 on every 2^levels block it
+  touches (the exact size's canvas is the image padded to such blocks), then each
+  level's 2x2-block maximum."""
+  b, h, w, _ = mask.shape
+  s = 2**levels
+  coarse = mask.reshape(b, h // s, s, w // s, s, 1).max(axis=(2, 4))
+  out = [jnp.repeat(jnp.repeat(coarse, s, 1), s, 2)]
+  for _ in range(levels):
+    m = out[-1]
+    out.append(m.reshape(b, m.shape[1] // 2, 2, m.shape[2] // 2, 2, 1).max(axis=(2, 4)))
+  return out
+
+
 class MWCNN(nn.Module):
-  """`(B, H, W, C) -> (B, H, W, C)`; reference widths (160, 256, 256), 3 convs/level."""
+  """`(B, H, W, C) -> (B, H, W, C)`; reference widths (160, 256, 256), 3 convs/level.
+
+  `mask` `(B, H, W, 1)`, 1 on the image inside a larger canvas: features outside the
+  8x8 blocks it touches are zeroed after every layer, as zero padding at the image's
+  own (padded) size would see them, so a canvas gives the exact-size result there.
+  """
   channels: int = 1
   widths: Sequence[int] = (160, 256, 256)
   convs: int = 3
@@ -37,25 +56,35 @@ class MWCNN(nn.Module):
   # (tools/benchmark.py: 'fast' 0.75-0.87x), and stage 2 has no micro-batch loop.
   conv_impl: str = "plain"
 
-  def _stack(self, x, width, n):
+  def _stack(self, x, width, n, keep):
     for _ in range(n):
-      x = nn.relu(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(x))
+      x = keep(nn.relu(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(x)))
     return x
 
   @nn.compact
-  def __call__(self, y):
+  def __call__(self, y, mask=None):
     h, w = y.shape[1:3]
-    x = pad_to_multiple(y.astype(jnp.float32), 2 ** len(self.widths))
+    levels = len(self.widths)
+    x = pad_to_multiple(y.astype(jnp.float32), 2**levels)
+    if mask is None:
+      keeps = [lambda t: t] * (levels + 1)
+    else:
+      masks = block_masks(pad_to_multiple(mask.astype(jnp.float32), 2**levels, "constant"),
+                          levels)
+      keeps = [lambda t, m=m: t * m.astype(t.dtype) for m in masks]
+      x = keeps[0](x)
     bands, feats = [], x
-    for width in self.widths:  # Encoder.
+    for level, width in enumerate(self.widths):  # Encoder.
       feats = dwt(feats)
       bands.append(feats)
-      feats = nn.relu(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(feats))
-      feats = self._stack(feats, width, self.convs)
-    for level in reversed(range(len(self.widths))):  # Decoder.
-      feats = self._stack(feats, self.widths[level], self.convs)
+      keep = keeps[level + 1]
+      feats = keep(nn.relu(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(feats)))
+      feats = self._stack(feats, width, self.convs, keep)
+    for level in reversed(range(levels)):  # Decoder.
+      keep = keeps[level + 1]
+      feats = self._stack(feats, self.widths[level], self.convs, keep)
       out_ch = bands[level].shape[-1]
       feats = Conv(out_ch, 3, kernel_init=nn.initializers.zeros, dtype=self.dtype,
                    conv_impl=self.conv_impl)(feats)
-      feats = iwt(feats.astype(jnp.float32) + bands[level])
+      feats = iwt(keep(feats.astype(jnp.float32)) + bands[level])
     return feats[:, :h, :w]

@@ -40,11 +40,26 @@ def save(mgr: ocp.CheckpointManager, step: int, state: Any, data_state: Dict,
         + (f"the last good checkpoint (step {mgr.latest_step()}) is kept"
            if mgr.latest_step() is not None else "no checkpoint was written")
         + " (lower optim.lr?)")
-  mgr.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      data=ocp.args.JsonSave(data_state),
-      config=ocp.args.JsonSave(config)), force=True)
-  mgr.wait_until_finished()
+  try:
+    mgr.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=ocp.args.JsonSave(data_state),
+        config=ocp.args.JsonSave(config)), force=True)
+    mgr.wait_until_finished()
+  except (OSError, ValueError, RuntimeError) as e:  # Orbax / tensorstore wrap OS errors.
+    # Orbax writes into a temporary directory and renames it when complete, so the
+    # failed step leaves no checkpoint that a resume would read.
+    kept = mgr.latest_step()
+    raise OSError(
+        f"cannot save the checkpoint of step {step} in {mgr.directory} ({_first_line(e)}); "
+        + (f"the last complete checkpoint, step {kept}, is kept: free space or fix the "
+           "permissions, then rerun the same command to resume" if kept is not None
+           else "no checkpoint was written")) from e
+
+
+def _first_line(e: Exception) -> str:
+  text = str(e).strip()
+  return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def restore(mgr: ocp.CheckpointManager, target: Any,

@@ -8,7 +8,7 @@ import numpy as np
 
 from dbsn_jax import inference, report
 from dbsn_jax.data import image_io, sources
-from dbsn_jax.train import checkpoints, stage1, stage2
+from dbsn_jax.train import checkpoints, stage1, stage2, workdir_lock
 
 
 def results_table(s1: Dict[str, float], s2: Dict[str, float]) -> Dict[str, Dict[str, float]]:
@@ -25,6 +25,11 @@ def results_table(s1: Dict[str, float], s2: Dict[str, float]) -> Dict[str, Dict[
 
 def run(config, workdir: str) -> Dict:
   """Train (or resume) both stages under `workdir`, evaluate, write results.json."""
+  with workdir_lock.for_run(workdir):
+    return _run(config, workdir)
+
+
+def _run(config, workdir: str) -> Dict:
   s1_dir, s2_dir = os.path.join(workdir, "stage1"), os.path.join(workdir, "stage2")
   stage1.validate(config.stage1)
   s1 = stage1.train_and_evaluate(config.stage1, s1_dir)

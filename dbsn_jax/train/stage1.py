@@ -12,7 +12,8 @@ import numpy as np
 
 from dbsn_jax import losses, metrics, noise, predict, realworld, report
 from dbsn_jax.data import noisy_sets, pipeline, sources
-from dbsn_jax.train import checkpoints, loop, microbatch, parallel, precision, state as state_lib
+from dbsn_jax.train import (checkpoints, loop, microbatch, parallel, precision,
+                            state as state_lib, workdir_lock)
 
 
 LOSS_KINDS = ("constrained", "gaussian", "constrained_then_gaussian")
@@ -229,6 +230,11 @@ def noise_std_summary(rows) -> Dict[str, Any]:
 def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   """Train stage 1 from `config` in `workdir` (resuming if possible); returns the final
   state and evaluation."""
+  with workdir_lock.for_run(workdir):  # Two runs on one workdir would wreck both.
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   train = sources.load(config.data.train, config.channels, config.data.train_start,
                        config.data.train_stop or None)
   validate(config, len(train))

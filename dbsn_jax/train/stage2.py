@@ -13,7 +13,8 @@ import numpy as np
 
 from dbsn_jax import linalg, losses, metrics, noise, predict, prng, realworld, report
 from dbsn_jax.data import mixed, sources
-from dbsn_jax.train import checkpoints, loop, parallel, precision, stage1, state as state_lib
+from dbsn_jax.train import checkpoints, loop, parallel, precision, stage1, state as state_lib, \
+    workdir_lock
 
 
 # The stage-2 networks' construction and application live in `dbsn_jax.predict`.
@@ -179,6 +180,11 @@ def evaluate(model, state, data, denoise=None) -> Dict[str, float]:
 
 def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   """Distil the stage-1 run in config.stage1_workdir into a denoiser in `workdir`."""
+  with workdir_lock.for_run(workdir):  # Two runs on one workdir would wreck both.
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   if not config.stage1_workdir:
     raise ValueError("stage1_workdir is not set (the stage-1 workdir to distil)")
   s1_config, s1_model, s1_params = stage1.load(config.stage1_workdir,

@@ -1,5 +1,6 @@
 """Input pipeline: crops, dihedral group, determinism, exact resume."""
 import numpy as np
+import pytest
 
 from dbsn_jax.data import pipeline
 
@@ -40,3 +41,12 @@ def test_small_images_are_padded():
   it = pipeline.train_iterator(
       pipeline.train_dataset([np.ones((5, 3, 1), np.float32)], 8, 2, seed=0), 1)
   assert next(it)["image"].shape == (2, 8, 8, 1)
+
+
+def test_a_patch_beyond_every_image_is_refused_not_allocated():
+  # data.patch_size=100000 once asked for 144 GB of mirror padding.
+  images = [np.zeros((40, 60, 1), np.float32)] * 3
+  with pytest.raises(ValueError, match="data.patch_size 100000 is larger than the training "
+                     "images .*40x60"):
+    pipeline.train_dataset(images, 100000, 2, seed=0)
+  pipeline.train_dataset(images, 64, 2, seed=0)  # A patch a little beyond them is padded.

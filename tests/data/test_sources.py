@@ -105,3 +105,61 @@ def test_written_images_get_the_umask_mode_not_the_temp_files(tmp_path):
   finally:
     os.umask(old)
   assert stat.S_IMODE(os.stat(tmp_path / "a.png").st_mode) == 0o644
+
+
+def _png16(path, arr):
+  import cv2
+  bgr = arr[..., [2, 1, 0, 3][:arr.shape[-1]]] if arr.ndim == 3 else arr
+  assert cv2.imwrite(str(path), bgr)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_color_pngs_keep_their_depth(tmp_path, channels):
+  # Pillow opens 16-bit RGB / RGBA PNGs as 8-bit, silently: issue 18, item 6.
+  from dbsn_jax.data import image_io
+  arr = np.random.default_rng(channels).integers(0, 65536, (9, 13, channels)).astype(np.uint16)
+  _png16(tmp_path / "deep.png", arr)
+  pixels, alpha = image_io.read(str(tmp_path / "deep.png"))
+  assert pixels.dtype == np.uint16
+  np.testing.assert_array_equal(pixels, arr[..., :3])
+  if channels == 4:
+    np.testing.assert_array_equal(alpha, arr[..., 3])
+  img = sources.load_image(str(tmp_path / "deep.png"), 3)  # Training reads them too.
+  if channels == 3:
+    np.testing.assert_allclose(img, arr / 65535.0, atol=1e-6)
+  else:
+    a = arr[..., 3:] / 65535.0
+    np.testing.assert_allclose(img, arr[..., :3] / 65535.0 * a + 1 - a, atol=1e-6)
+
+
+def test_stacks_animations_and_empty_images_are_named_refusals(tmp_path):
+  import tifffile
+  from dbsn_jax.data import image_io
+  tifffile.imwrite(tmp_path / "stack.tif", np.zeros((5, 16, 16), np.uint16))
+  frames = [Image.fromarray(np.full((8, 8), v, np.uint8)) for v in (0, 255)]
+  frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+  tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 7), np.uint8))
+  for name, why in (("stack.tif", "5 pages"), ("anim.gif", "2 frames"), ("empty.tif", "")):
+    with pytest.raises(ValueError, match=f"{name}.*{why}|{why}.*{name}" if why else name):
+      image_io.read(str(tmp_path / name))
+  with pytest.raises(ValueError, match="stack.tif.*5 pages"):
+    sources.load_image(str(tmp_path / "stack.tif"), 1)
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+  from dbsn_jax.data import image_io
+  dead = _dead_pid()
+  stale = tmp_path / f".dbsn_tmp_{dead}_abc.png"
+  live = tmp_path / f".dbsn_tmp_{os.getpid()}_def.png"  # A write in progress.
+  mine = tmp_path / ".tmp_user.png"  # Not our pattern: never touched.
+  for p in (stale, live, mine):
+    p.write_bytes(b"partial")
+  assert image_io.remove_stale_temporaries(str(tmp_path)) == [str(stale)]
+  assert not stale.exists() and live.exists() and mine.exists()
+
+
+def _dead_pid():
+  import subprocess
+  p = subprocess.Popen(["true"])
+  p.wait()
+  return p.pid

@@ -93,3 +93,47 @@ def test_same_seed_same_parameters(tmp_path):
       "train.num_steps": 4, "eval.source": "", "seed": 1}), str(tmp_path / "c"))["state"]
   assert not all(np.array_equal(x, y) for x, y in
                  zip(jax.tree.leaves(a.params), jax.tree.leaves(other.params)))
+
+
+def test_a_second_run_on_a_held_workdir_fails_at_once_naming_the_holder(tmp_path):
+  from dbsn_jax.train import workdir_lock
+  wd = str(tmp_path / "wd")
+  with workdir_lock.exclusive(wd):  # Another run's lock (flock conflicts across fds).
+    with pytest.raises(ValueError, match=f"workdir {wd} is in use by another run "
+                       rf"\(pid {os.getpid()}\)"):
+      stage1.train_and_evaluate(tiny_stage1_config(), wd)
+  assert not os.path.exists(os.path.join(wd, "checkpoints"))  # Nothing was touched.
+  # The kernel drops a killed holder's lock: a kill -9 never leaves the workdir blocked.
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from dbsn_jax.train import workdir_lock\n"
+       f"with workdir_lock.exclusive({wd!r}):\n print('held', flush=True); time.sleep(60)"],
+      cwd=REPO, stdout=subprocess.PIPE, text=True)
+  assert holder.stdout.readline().strip() == "held"
+  with pytest.raises(ValueError, match=f"pid {holder.pid}"):
+    with workdir_lock.exclusive(wd):
+      pass
+  holder.kill()
+  holder.wait()
+  with workdir_lock.exclusive(wd):
+    pass
+
+
+def test_a_full_disk_at_save_names_the_path_and_keeps_the_last_checkpoint(tmp_path,
+                                                                          monkeypatch):
+  import errno
+  import orbax.checkpoint as ocp
+  wd = str(tmp_path / "wd")
+  stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 2}), wd)
+  good = [np.asarray(p) for p in _params(wd)]
+
+  def full(*a, **k):
+    raise OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(ocp.CheckpointManager, "save", full)
+  with pytest.raises(OSError, match=r"cannot save the checkpoint of step 3 in .*checkpoints "
+                     r"\(.*No space left on device\); the last complete checkpoint, step 2, "
+                     "is kept"):
+    stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 4}), wd)
+  monkeypatch.undo()
+  assert checkpoints.manager(wd, create=False).latest_step() == 2
+  for a, b in zip(good, _params(wd)):
+    np.testing.assert_array_equal(a, np.asarray(b))
