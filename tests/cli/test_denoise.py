@@ -121,3 +121,66 @@ def test_a_broken_weights_folder_is_one_line_and_exit_2(tmp_path, model_dir):
   r = _run(f"--model={broken}", f"--output_dir={tmp_path / 'o'}", str(tmp_path / "a.png"))
   assert r.returncode == 2 and "not a dbsn-jax weights folder" in r.stderr
   assert "Traceback" not in r.stderr
+
+
+def _img(path, seed, shape=(12, 14)):
+  arr = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+  Image.fromarray(arr).save(path)
+  return arr
+
+
+def test_nothing_is_replaced_that_this_run_did_not_write_and_links_do_not_fool_it(
+    tmp_path, model_dir):
+  """Issue 18, items 1, 2 and 5, plus missing inputs, FIFOs and stale temporaries."""
+  import os
+  import tifffile
+  d = tmp_path / "d"
+  d.mkdir()
+  os.symlink(d, tmp_path / "d_link")
+  scan = _img(d / "scan.png", 1)
+  other = _img(d / "photo.png", 2)  # Never an input: `photo.jpg` would write over it.
+  Image.fromarray(np.zeros((12, 14), np.uint8)).save(d / "photo.jpg")
+  tifffile.imwrite(d / "stack.tif", np.zeros((5, 16, 16), np.uint8))  # Once a TypeError.
+  (d / ".dbsn_tmp_999999999_x.png").write_bytes(b"left by a kill -9")
+  f = tmp_path / "f"
+  f.mkdir()
+  os.mkfifo(f / "pipe.png")  # Opening it would block the run for ever.
+  _img(f / "good.png", 3)
+  out = _run(f"--model={model_dir}", f"--output_dir={tmp_path / 'd_link'}",
+             str(d / "scan.png"), str(d / "*.jpg"), str(d / "stack.tif"),
+             str(tmp_path / "missing.png"), str(f))
+  assert out.returncode == 1, out.stderr[-3000:]
+  assert "Traceback" not in out.stderr
+  assert "refusing to write" in out.stderr and "scan.png" in out.stderr  # Through the link.
+  assert "photo.png already exists and this run did not write it" in out.stderr
+  assert "stack.tif" in out.stderr and "5 pages" in out.stderr
+  assert "no such file or pattern" in out.stderr and "missing.png" in out.stderr
+  assert "denoised 1 of 4 images" in out.stdout  # good.png; the FIFO was skipped.
+  np.testing.assert_array_equal(np.asarray(Image.open(d / "scan.png")), scan)
+  np.testing.assert_array_equal(np.asarray(Image.open(d / "photo.png")), other)
+  assert (d / "good.png").exists() and not (d / ".dbsn_tmp_999999999_x.png").exists()
+  # --overwrite replaces what this run did not write, but still never an input, even
+  # one named through a link to the output folder.
+  out = _run(f"--model={model_dir}", f"--output_dir={d}", "--overwrite",
+             str(d / "photo.jpg"), str(tmp_path / "d_link" / "scan.png"))
+  assert out.returncode == 1 and "refusing to write" in out.stderr
+  assert "denoised 1 of 2" in out.stdout
+  assert not np.array_equal(np.asarray(Image.open(d / "photo.png")), other)
+  np.testing.assert_array_equal(np.asarray(Image.open(d / "scan.png")), scan)
+
+
+def test_device_without_that_device_is_one_line(tmp_path, model_dir):
+  if any(dev.platform == "gpu" for dev in jax.devices()) or _has_gpu():
+    pytest.skip("this machine has a GPU")
+  _img(tmp_path / "a.png", 0)
+  r = _run(f"--model={model_dir}", f"--output_dir={tmp_path / 'o'}", "--device=gpu",
+           str(tmp_path / "a.png"))
+  assert r.returncode == 2 and "--device=gpu: JAX finds no gpu" in r.stderr
+  assert "Traceback" not in r.stderr
+
+
+def _has_gpu():
+  try:
+    return bool(jax.devices("gpu"))
+  except RuntimeError:
+    return False
