@@ -134,6 +134,14 @@ def stage2() -> ml_collections.ConfigDict:
   c.distill = ml_collections.ConfigDict()
   c.distill.lam = 0.1                  # Weight of the real-noisy pairs (Eq. 4).
   c.distill.scale_range = (0.9, 1.1)   # s ~ U(a, b) scales the synthesised noise.
+  # Where the network works when stage 1 down-sampled (realworld.downsample f > 1):
+  # 'full': on whole photos; 'subimages': on their f^2 pixel-shuffled sub-images, whose
+  # noise is the white per-group noise stage 1 learned, then reassembled (and guided-
+  # filtered as stage 1 is), so its training input matches its test input.
+  c.distill.domain = "full"
+  # 'pixels': Eq. 4 over all pixels of the batch (the real pairs weigh lam per pixel);
+  # 'means': lam * mean(real pairs' loss) + mean(synthetic loss), as the reference does.
+  c.distill.weighting = "pixels"
 
   c.eval = ml_collections.ConfigDict()  # The images and noise come from stage 1's eval.
   c.eval.every_steps = 1000

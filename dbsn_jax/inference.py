@@ -241,11 +241,15 @@ def stage1_denoiser(config, model, params, **kw) -> Denoiser:
 
 
 def stage2_denoiser(config, model, variables, **kw) -> Denoiser:
-  """The distilled MWCNN or DnCNN."""
+  """The distilled MWCNN or DnCNN; a sub-image one (`distill.domain='subimages'`) runs
+  on the f^2 pixel-shuffled sub-images of the (tile of the) image, reassembled and
+  guided-filtered as its stage 1 was."""
+  domain = stage2.distill_domain(config)
+  rw = realworld.settings(config) if domain == "subimages" else realworld.Settings()
+  local_net = predict.stage2_local_fn(model, rw, domain)
 
   def local(v, y, image):  # The networks zero what lies outside the image's canvas.
-    return {"x": predict.apply_denoiser(model, v["params"], v.get("batch_stats", {}), y,
-                                        mask=image)[0]}
+    return {"x": local_net(v, y, image)}
 
   def finish(v, y, parts):
     return parts["x"]
@@ -259,8 +263,10 @@ def stage2_denoiser(config, model, variables, **kw) -> Denoiser:
     radius, multiple = model.depth, 1
   else:
     raise ValueError(f"unknown stage-2 model {type(model).__name__}")
-  return Denoiser(local, finish, variables, config.channels, "stage2", radius, multiple,
-                  config=config.to_dict(), model=model, **kw)
+  f = rw.downsample
+  return Denoiser(local, finish, variables, config.channels, "stage2", f * radius,
+                  f * multiple, config=config.to_dict(), model=model,
+                  post_fn=predict.stage2_post_fn(rw, domain), **kw)
 
 
 def from_workdir(workdir: str, **kw) -> Denoiser:

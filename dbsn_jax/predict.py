@@ -155,6 +155,28 @@ def build_denoiser(config):
   raise ValueError(f"denoiser.arch must be 'mwcnn' or 'dncnn', got {d.arch!r}")
 
 
+def stage2_local_fn(model, rw: realworld.Settings = realworld.Settings(),
+                    domain: str = "full") -> Callable:
+  """`(variables, y (B, H, W, C), image (B, H, W, 1) or None) -> x`: the distilled
+  network on the photo, or (`domain='subimages'`, f > 1) on its f^2 pixel-shuffled
+  sub-images, reassembled. `image` marks the pixels inside a padded canvas."""
+  down, up = _shuffles(rw) if domain == "subimages" else _shuffles(realworld.Settings())
+
+  def local(v, y, image=None):
+    out = apply_denoiser(model, v["params"], v.get("batch_stats", {}), down(y),
+                         mask=None if image is None else down(image))[0]
+    return up(out, y.shape)
+  return local
+
+
+def stage2_post_fn(rw: realworld.Settings = realworld.Settings(), domain: str = "full"):
+  """`(variables, x) -> x`, the guided filter after a sub-image network whose stage 1
+  filters its own reassembled estimate; None when there is nothing to do."""
+  if domain != "subimages" or not rw.guided_filter:
+    return None
+  return lambda v, x: realworld.guided_filter(x, x, rw.gf_radius, rw.gf_eps)
+
+
 def apply_denoiser(model, params, batch_stats, y, train=False, mask=None):
   """Run either stage-2 network on `y (B, H, W, C)`; returns (output, new batch_stats).
   `mask (B, H, W, 1)`: the image inside a padded canvas (the networks zero the rest)."""

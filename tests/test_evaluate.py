@@ -89,8 +89,8 @@ def test_bm3d_beats_the_noisy_input():
 
 
 def test_real_noise_pairs_come_from_cc15(tmp_path, monkeypatch):
-  """'real' reads CC15's noisy photos beside their clean references (no synthetic noise,
-  no BM3D: there is no true noise level to give it)."""
+  """'real' reads CC15's noisy photos beside their clean references (no synthetic noise;
+  BM3D, when installed, gets the noise level estimated from each noisy photo)."""
   import os
   from PIL import Image
   from dbsn_jax.data import benchmarks
@@ -114,8 +114,23 @@ def test_real_noise_pairs_come_from_cc15(tmp_path, monkeypatch):
                                  "5dmark3_iso3200_2.png"), np.float32) / 255
     np.testing.assert_array_equal(noisy[1], want)
     models = {"stage 2": ("color-awgn", load_denoiser("color-awgn"))}
-    case = evaluate.run_case(models, "cc15", "real", stop=2, bm3d=True, keep=1)
-    assert {r["method"] for r in case["rows"]} == {"noisy", "stage 2"}
+    bm3d = evaluate.bm3d_available()
+    case = evaluate.run_case(models, "cc15", "real", stop=2, bm3d=bm3d, keep=1)
+    assert {r["method"] for r in case["rows"]} == {"noisy", "stage 2"} | (
+        {evaluate.BM3D_ESTIMATED} if bm3d else set())
     assert case["nlf"] == {} and len(case["keep"]) == 1
   finally:
     benchmarks._CLASSES.pop("cc15", None)
+
+
+def test_the_estimated_noise_level_reads_each_channel_off_the_noisy_image():
+  # The BM3D baseline on real photos (no true level) gets this estimate per channel.
+  from skimage import data
+  clean = data.astronaut().astype(np.float32) / 255
+  true = np.array([0.04, 0.07, 0.1])
+  noisy = clean + np.random.default_rng(0).normal(0, 1, clean.shape) * true
+  cov = evaluate.estimated_noise_cov(noisy)
+  assert cov.shape == (3, 3) and np.count_nonzero(cov - np.diag(np.diag(cov))) == 0
+  np.testing.assert_allclose(np.sqrt(np.diag(cov)), true, rtol=0.1)
+  gray = evaluate.estimated_noise_cov(noisy[..., 1:2])
+  np.testing.assert_allclose(np.sqrt(gray), [[0.07]], rtol=0.1)

@@ -75,7 +75,9 @@ def _main():
   for label, (_, d) in models.items():
     methods += [label] + ([evaluate.ensemble_label(label)]
                           if _ENSEMBLE.value and d.dihedral_ok else [])
-  methods += ["BM3D"] if use_bm3d else []
+  if use_bm3d:  # Real noise: BM3D with the noise level estimated from each image.
+    methods += ["BM3D"] if any(n != "real" for n in _NOISE.value) else []
+    methods += [evaluate.BM3D_ESTIMATED] if "real" in _NOISE.value else []
   os.makedirs(out_dir, exist_ok=True)
   results, all_rows, timing, pictures = {}, [], {}, []
   for set_name in _SETS.value:

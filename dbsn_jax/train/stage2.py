@@ -9,6 +9,7 @@ from typing import Any, Dict
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from dbsn_jax import linalg, losses, metrics, noise, predict, prng, realworld, report
@@ -45,7 +46,28 @@ def validate(config, s1_config) -> None:
   if config.denoiser.arch == "mwcnn" and config.data.patch_size % 8:
     raise ValueError(f"data.patch_size must be a multiple of 8 for MWCNN, got "
                      f"{config.data.patch_size}")
+  domain, weighting = distill_domain(config), config.distill.get("weighting", "pixels")
+  if domain not in DOMAINS:
+    raise ValueError(f"distill.domain must be one of {DOMAINS}, got {domain!r}")
+  if weighting not in WEIGHTINGS:
+    raise ValueError(f"distill.weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+  if domain == "subimages":
+    if f <= 1:
+      raise ValueError("distill.domain='subimages' needs a stage 1 that down-sampled "
+                       f"(realworld.downsample > 1); {config.stage1_workdir} has f = {f}")
+    if config.denoiser.arch == "mwcnn" and config.data.patch_size % (8 * f):
+      raise ValueError(f"data.patch_size must be a multiple of 8 * {f} for MWCNN on "
+                       f"sub-images, got {config.data.patch_size}")
   build_denoiser(config)
+
+
+DOMAINS = ("full", "subimages")
+WEIGHTINGS = ("pixels", "means")
+
+
+def distill_domain(config) -> str:
+  """The stage-2 config's `distill.domain` ('full' for configs that predate it)."""
+  return config.distill.get("domain", "full")
 
 
 def synthesize(key, x, s1_model, s1_params, num_models, scale_range,
@@ -73,32 +95,37 @@ def synthesize(key, x, s1_model, s1_params, num_models, scale_range,
   return x + s * jnp.einsum("bhwij,bhwj->bhwi", chol, z), cov
 
 
-def stage1_target_fn(s1_config, s1_model):
+def stage1_target_fn(s1_config, s1_model, filtered: bool = True):
   """`(s1_params, y (B, H, W, C), image_ids (B,)) -> x_hat`: stage 1's final estimate
-  (Bayes, or guided-filtered with down-sampling) for training images of known id."""
+  (Bayes, or guided-filtered with down-sampling if `filtered`) for training images of
+  known id. A network that is guided-filtered itself learns the unfiltered one."""
   rw = realworld.settings(s1_config)
   denoise = predict.make_denoise_fn(s1_model, rw)
   per_image = bool(s1_config.noise_model.per_image)
 
   def target(s1p, y, image_ids):
     out = denoise(s1p, y, realworld.model_ids(image_ids, rw, per_image))
-    return out["filtered"] if rw.guided_filter else out["bayes"]
+    return out["filtered"] if rw.guided_filter and filtered else out["bayes"]
   return target
 
 
-def real_pairs(images, s1_config, s1_model, s1_params):
+def real_pairs(images, s1_config, s1_model, s1_params, filtered: bool = True):
   """Real noisy images -> `(H, W, 2C)` arrays: the image beside its stage-1 target, so
   one random crop / flip cuts both. Computed once on whole images: no border effects."""
-  target = jax.jit(stage1_target_fn(s1_config, s1_model))
+  target = jax.jit(stage1_target_fn(s1_config, s1_model, filtered))
   return [np.concatenate([im, np.asarray(target(s1_params, jnp.asarray(im)[None],
                                                  jnp.array([i], jnp.int32))[0])], -1)
           for i, im in enumerate(images)]
 
 
-def distill_loss(pred_syn, x, pred_real, x_hat, lam):
-  """Paper Eq. 4: [sum ||CDN(y~) - x||^2 + lam sum ||CDN(y) - x_hat||^2] / (pixels in batch)."""
-  n = pred_syn.size + pred_real.size
-  return (jnp.sum(jnp.square(pred_syn - x)) + lam * jnp.sum(jnp.square(pred_real - x_hat))) / n
+def distill_loss(pred_syn, x, pred_real, x_hat, lam, weighting: str = "pixels"):
+  """Paper Eq. 4. 'pixels': [sum ||CDN(y~) - x||^2 + lam sum ||CDN(y) - x_hat||^2] /
+  (pixels in batch); 'means': mean ||CDN(y~) - x||^2 + lam mean ||CDN(y) - x_hat||^2
+  (the reference's weighting: the real pairs weigh lam whatever their share)."""
+  syn, real = jnp.square(pred_syn - x), jnp.square(pred_real - x_hat)
+  if weighting == "means":
+    return (jnp.mean(syn) if syn.size else 0.0) + lam * (jnp.mean(real) if real.size else 0.0)
+  return (jnp.sum(syn) + lam * jnp.sum(real)) / (syn.size + real.size)
 
 
 def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
@@ -114,8 +141,13 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
   p = config.data.patch_size
   num_models = num_images if s1_config.noise_model.per_image else 0
   lam, scale_range = config.distill.lam, tuple(config.distill.scale_range)
+  weighting = config.distill.get("weighting", "pixels")
   rw = realworld.settings(s1_config)
-  teacher = stage1_target_fn(s1_config, s1_model)
+  sub = distill_domain(config) == "subimages"
+  teacher = stage1_target_fn(s1_config, s1_model, filtered=not sub)
+  # On sub-images the network learns what stage 1's D-BSN + Bayes rule does there: the
+  # pairs are the f^2 sub-images of each (noisy, target) patch.
+  to_domain = (lambda v: realworld.unshuffle(v, rw.downsample)) if sub else (lambda v: v)
 
   def step(state, batch, s1p):
     key = jax.random.fold_in(state.key, state.step)
@@ -133,13 +165,15 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
       y_real = add_noise(k_real, real, ids)[0]
       x_hat = teacher(s1p, y_real, ids)[:, m:m + p, m:m + p]
       y_real = y_real[:, m:m + p, m:m + p]
+    x, y_syn, y_real, x_hat = (to_domain(v) for v in (x, y_syn, y_real, x_hat))
     inputs = jnp.concatenate([y_syn, y_real])
 
     def loss_fn(params):
       out, stats = apply_denoiser(model, params, state.batch_stats, inputs, train=True)
       out = precision.to_float32(out)
       n = x.shape[0]
-      return distill_loss(out[:n], x, out[n:], jax.lax.stop_gradient(x_hat), lam), (out, stats)
+      return distill_loss(out[:n], x, out[n:], jax.lax.stop_gradient(x_hat), lam,
+                          weighting), (out, stats)
 
     (loss, (out, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     new_state, ok = state_lib.guarded_update(state, grads, loss, batch_stats=stats)
@@ -162,9 +196,19 @@ def create_state(config, model):
                                      key=k_noise, batch_stats=variables.get("batch_stats", {}))
 
 
-def make_stage2_fn(model):
-  """Jitted `(params, batch_stats, y (B, H, W, C)) -> x_hat`."""
-  return jax.jit(lambda params, stats, y: apply_denoiser(model, params, stats, y)[0])
+def make_stage2_fn(model, config=None):
+  """Jitted `(params, batch_stats, y (B, H, W, C)) -> x_hat`: the whole stage-2 denoiser
+  of `config` (a sub-image network reassembled and guided-filtered; default: the
+  network on the photo)."""
+  rw = realworld.settings(config) if config is not None else realworld.Settings()
+  domain = distill_domain(config) if config is not None else "full"
+  local = predict.stage2_local_fn(model, rw, domain)
+  post = predict.stage2_post_fn(rw, domain) or (lambda v, x: x)
+
+  def denoise(params, stats, y):
+    v = {"params": params, "batch_stats": stats}
+    return post(v, local(v, y))
+  return jax.jit(denoise)
 
 
 def evaluate(model, state, data, denoise=None) -> Dict[str, float]:
@@ -190,6 +234,10 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   s1_config, s1_model, s1_params = stage1.load(config.stage1_workdir,
                                                 mesh=parallel.make_mesh())
   validate(config, s1_config)
+  sub = distill_domain(config) == "subimages"
+  if sub:  # The denoiser needs stage 1's f and guided filter: saved with its config.
+    with config.unlocked():
+      config.realworld = ml_collections.ConfigDict(s1_config.realworld.to_dict())
   real = sources.load(s1_config.data.train, s1_config.channels, s1_config.data.train_start,
                       s1_config.data.train_stop or None)
   clean = sources.load(config.data.clean, config.channels, config.data.clean_start,
@@ -202,12 +250,12 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   real_images, margin = real.images, config.data.target_margin
   if noise.from_config(s1_config.noise) is None:  # Real noise: fixed targets, made once.
     real_images, margin = real_pairs(real.images, s1_config, s1_model,
-                                     parallel.local_copy(s1_params)), 0
+                                     parallel.local_copy(s1_params), filtered=not sub), 0
   ds = parallel.stack_devices(mixed.mixed_dataset(
       clean.images, real_images, config.data.patch_size, margin,
       config.data.batch_size, config.data.real_fraction, config.seed, config.data.augment))
   data = stage1.eval_set(s1_config) if s1_config.eval.source else None
-  denoise = make_stage2_fn(model)
+  denoise = make_stage2_fn(model, config)
   evaluate_fn = (lambda st, step: evaluate(model, st, data, denoise)) if data else None
   step = make_train_step(config, model, s1_config, s1_model, s1_params, num_images)
 
@@ -229,7 +277,6 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
 
 def load(workdir: str):
   """Restore a stage-2 workdir from its newest checkpoint: (config, model, state)."""
-  import ml_collections
   saved = checkpoints.read_config(workdir)
   if saved.get("stage") != "stage2":
     raise ValueError(f"{workdir} holds a {saved.get('stage', 'unknown')!r} checkpoint, "

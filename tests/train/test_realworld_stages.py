@@ -162,3 +162,42 @@ def test_stage2_refuses_a_patch_size_that_the_factor_does_not_divide(tmp_path):
   config.stage2.data.patch_size = 26
   with pytest.raises(ValueError, match="multiple of stage 1's realworld.downsample=4"):
     stage2.validate(config.stage2, config.stage1)
+
+
+def test_a_subimage_stage2_trains_and_denoises_where_stage1_did(real_run, tmp_path):
+  """distill.domain='subimages': the network learns on the f^2 sub-images (the white
+  per-group noise stage 1 learned) and runs on them, reassembled and guided-filtered;
+  the Denoiser (buckets) equals the training-time path (issue 15)."""
+  config = _real_config(tmp_path)
+  s2c = config.stage2
+  s2c.stage1_workdir = str(real_run[0] / "stage1")
+  s2c.distill.domain, s2c.distill.weighting = "subimages", "means"
+  s2c.data.patch_size = 32  # Sub-image patches of 16: a multiple of 8 for MWCNN.
+  out = stage2.train_and_evaluate(s2c, str(tmp_path / "s2"))
+  assert out["complete"]
+  config2, model, state = stage2.load(str(tmp_path / "s2"))
+  assert config2.distill.domain == "subimages" and config2.realworld.downsample == 2
+  d = inference.from_workdir(str(tmp_path / "s2"))
+  assert (d.multiple, d.post_fn is not None) == (16, True)
+  want_fn = stage2.make_stage2_fn(model, config2)
+  y = jnp.asarray(np.random.default_rng(0).random((1, 48, 64, 3), np.float32))
+  want = np.asarray(want_fn(state.params, state.batch_stats, y))
+  np.testing.assert_allclose(np.asarray(d.run(y)), want, atol=1e-5)
+  odd = jnp.asarray(np.random.default_rng(1).random((1, 37, 45, 3), np.float32))
+  exact = inference.from_workdir(str(tmp_path / "s2"), bucket=False).run(odd)
+  np.testing.assert_allclose(np.asarray(d.run(odd)), np.asarray(exact), atol=1e-5)
+  # Not the full-size network: the same weights on the whole photo give another image.
+  full = stage2.make_stage2_fn(model)(state.params, state.batch_stats, y)
+  assert float(jnp.max(jnp.abs(full - want))) > 1e-3
+
+
+def test_subimage_stage2_needs_a_down_sampling_stage1(tmp_path):
+  config = _real_config(tmp_path)
+  with config.stage1.unlocked():
+    config.stage1.realworld.downsample, config.stage1.realworld.bayer_groups = 1, False
+  config.stage2.distill.domain = "subimages"
+  with pytest.raises(ValueError, match="distill.domain='subimages' needs a stage 1"):
+    stage2.validate(config.stage2, config.stage1)
+  config.stage2.distill.domain = "tiles"
+  with pytest.raises(ValueError, match="distill.domain must be one of"):
+    stage2.validate(config.stage2, config.stage1)

@@ -68,6 +68,11 @@ def test_distillation_loss_matches_numpy():
   b, t = rng.random((1, 8, 8, 1)), rng.random((1, 8, 8, 1))
   expect = (np.sum((a - x) ** 2) + 0.1 * np.sum((b - t) ** 2)) / (8 * 64)
   np.testing.assert_allclose(stage2.distill_loss(a, x, b, t, 0.1), expect, rtol=1e-6)
+  # The reference's weighting: lam on the real pairs' mean, whatever their share.
+  means = np.mean((a - x) ** 2) + 0.1 * np.mean((b - t) ** 2)
+  np.testing.assert_allclose(stage2.distill_loss(a, x, b, t, 0.1, "means"), means, rtol=1e-6)
+  np.testing.assert_allclose(stage2.distill_loss(a, x, b[:0], t[:0], 0.1, "means"),
+                             np.mean((a - x) ** 2), rtol=1e-6)
 
 
 def test_batch_mixing_ratio():
