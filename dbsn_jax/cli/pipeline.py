@@ -33,6 +33,16 @@ def main(argv):
   if not distributed.is_primary():
     return
   if "results" not in out:  # No ground truth: the photos were denoised, nothing to score.
+    levels = out.get("noise_levels") or []
+    if levels:
+      print("\nlearned noise std per photo (0-255" + (", R G B" if len(levels[0]["std"]) == 3
+                                                     else "") + "):")
+      print("| photo | std |\n|---|---|")
+      for row in levels[:20]:
+        print(f"| {row['photo']} | {' '.join(f'{v:.2f}' for v in row['std'])} |")
+      if len(levels) > 20:
+        print(f"| ... {len(levels) - 20} more in results.json | |")
+      print(f"(noise std against intensity: {out['denoised']}/noise_levels.png)")
     print(f"\ndenoised photos written to {out['denoised']}")
     print(f"written to {_WORKDIR.value}/results.json")
     return

@@ -52,5 +52,11 @@ def test_pipeline_on_photos_without_ground_truth_exits_cleanly(tmp_path):
   assert out.returncode == 0, out.stderr[-3000:]
   assert "denoised photos written to" in out.stdout
   assert sorted(p.name for p in (work / "denoised").iterdir()) == \
-      ["a.png", "b.png", "c.png", "grid.png"]
-  assert json.loads((work / "results.json").read_text())["denoised"] == str(work / "denoised")
+      ["a.png", "b.png", "c.png", "grid.png", "noise_levels.png"]
+  results = json.loads((work / "results.json").read_text())
+  assert results["denoised"] == str(work / "denoised")
+  # The learned noise level of every photo, per channel, in results.json and printed.
+  levels = results["noise_levels"]
+  assert [r["photo"] for r in levels] == ["a", "b", "c"]
+  assert all(len(r["std"]) == 3 and all(v > 0 for v in r["std"]) for r in levels)
+  assert "learned noise std per photo" in out.stdout and "| b |" in out.stdout

@@ -124,7 +124,9 @@ def test_real_photo_pipeline_down_samples_in_stage1_and_not_in_stage2(real_run):
   tmp_path, out = real_run
   # No ground truth: the photos come back denoised by stage 2, with a grid.
   assert out["denoised"] == str(tmp_path / "denoised")
-  assert sorted(os.listdir(out["denoised"])) == ["a.png", "b.png", "grid.png"]
+  assert sorted(os.listdir(out["denoised"])) == ["a.png", "b.png", "grid.png",
+                                                 "noise_levels.png"]
+  assert [r["photo"] for r in out["noise_levels"]] == ["a", "b"]
   s1 = inference.from_workdir(str(tmp_path / "stage1"), tile=40, max_pixels=0)
   s2 = inference.from_workdir(str(tmp_path / "stage2"))
   assert (s1.multiple, s1.post_fn is not None) == (2, True)
