@@ -8,12 +8,10 @@ import os
 import time
 from typing import Dict
 
-import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from dbsn_jax import defaults, metrics, noise, predict, realworld
+from dbsn_jax import defaults, metrics
 from dbsn_jax.data import benchmarks, sources
 from dbsn_jax.data.noisy_sets import centre_crop, noisy_set  # noqa: F401 (re-exported)
 from dbsn_jax.inference import load_denoiser
@@ -161,17 +159,13 @@ def estimated_noise_cov(noisy: np.ndarray) -> np.ndarray:
 def noise_levels(denoiser, noisy: np.ndarray):
   """A stage-1 model's estimated noise covariance `(H, W, C, C)` on one noisy image.
 
-  The Sigma_n that denoised the image: `predict.finish_fn` on the denoiser's own
-  D-BSN output (CNN_est of mu or y, the per-image model chosen by the likelihood of
-  y - mu; per sub-image for down-sampled models).
+  The Sigma_n that denoised the image (`Denoiser.noise_cov`, jitted): CNN_est on the
+  denoiser's own D-BSN output, the per-image model chosen by the likelihood of y - mu;
+  per sub-image for down-sampled models.
   """
   if denoiser.kind != "stage1":
     raise ValueError("noise levels need a stage-1 model (it holds the noise estimator)")
-  rw = realworld.settings(ml_collections.ConfigDict(denoiser.config))
-  y = jnp.asarray(noisy, jnp.float32)[None]
-  parts = denoiser._local(denoiser.params, y, None)  # Jitted D-BSN (exact size).
-  finish = predict.finish_fn(denoiser.model, rw, guided_filter=False)
-  return np.asarray(finish(denoiser.params, y, parts)["sigma_n"][0])
+  return np.asarray(denoiser.noise_cov(jnp.asarray(noisy, jnp.float32)[None])[0])
 
 
 def noise_level_function(clean: np.ndarray, cov: np.ndarray, bins: int = 32):

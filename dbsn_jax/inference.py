@@ -71,9 +71,13 @@ class Denoiser:
   # that tie noise models to Bayer phases: a flip swaps the phases).
   dihedral_ok: bool = True
   model: Any = None  # The Flax module behind local_fn (stage 1: predict.Stage1Model).
+  # Stage 1: `(params, y, parts) -> Sigma_n (N, H, W, C, C)`, the noise covariance that
+  # the Bayes rule used (`noise_cov`).
+  noise_fn: Optional[Callable] = None
 
   def __post_init__(self):
     self._finish = jax.jit(self.finish_fn)
+    self._noise = jax.jit(self.noise_fn) if self.noise_fn else None
     self._post = jax.jit(self.post_fn) if self.post_fn else None
     self.traces = 0  # Compilations of local_fn (for tests and reports).
 
@@ -138,6 +142,14 @@ class Denoiser:
     for k in range(dihedral.COUNT):
       total = total + dihedral.inverse(self._run_once(dihedral.forward(y, k), tile), k)
     return total / dihedral.COUNT
+
+  def noise_cov(self, y: jnp.ndarray) -> jnp.ndarray:
+    """Stage 1's estimated noise covariance `(N, H, W, C, C)` on float32 `y (N, H, W, C)`
+    (CNN_est; the per-image model picked by likelihood; per sub-image for photos), at
+    the image's exact size, untiled."""
+    if self._noise is None:
+      raise ValueError("noise levels need a stage-1 model (it holds the noise estimator)")
+    return self._noise(self.params, y, self._local(self.params, y, None))
 
   def _run_once(self, y, tile):
     n, h, w, _ = y.shape
@@ -230,6 +242,9 @@ def stage1_denoiser(config, model, params, **kw) -> Denoiser:
   def finish(p, y, parts):
     return finish_all(p, y, parts)["bayes"]
 
+  def noise(p, y, parts):
+    return finish_all(p, y, parts)["sigma_n"]
+
   post = None
   if rw.guided_filter:
     post = lambda p, x: realworld.guided_filter(x, x, rw.gf_radius, rw.gf_eps)  # noqa: E731
@@ -237,7 +252,7 @@ def stage1_denoiser(config, model, params, **kw) -> Denoiser:
   return Denoiser(predict.local_fn(model, rw), finish, params, config.channels, "stage1",
                   f * model.dbsn.receptive_radius, multiple=f, pad_mode="constant",
                   pad_value=0.5, config=config.to_dict(), post_fn=post,
-                  dihedral_ok=groups <= 1, model=model, **kw)
+                  dihedral_ok=groups <= 1, model=model, noise_fn=noise, **kw)
 
 
 def stage2_denoiser(config, model, variables, **kw) -> Denoiser:

@@ -11,7 +11,6 @@ f-periodic seams; a guided filter (He et al., radius 1, eps 0.01) smooths them.
 """
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

@@ -10,12 +10,11 @@ offset with some |component| <= r plus multiples of d > r can never return to
 from typing import Any, Sequence, Tuple
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from dbsn_jax import prng
 from dbsn_jax.models import covariance, fast_conv
-from dbsn_jax.models.layers import Conv, he_normal
+from dbsn_jax.models.layers import Conv
 
 
 def _scaled_he(scale: float):

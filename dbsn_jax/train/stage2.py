@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dbsn_jax import linalg, losses, metrics, noise, predict, prng, realworld, report
+from dbsn_jax import linalg, metrics, noise, predict, prng, realworld, report
 from dbsn_jax.data import mixed, sources
 from dbsn_jax.train import checkpoints, loop, parallel, precision, stage1, state as state_lib, \
     workdir_lock

@@ -1,6 +1,5 @@
 """Stage 1 learns the true noise level with the default loss schedule (Eq. 8, then the
 plain NLL), and neither loss alone does."""
-import jax
 import numpy as np
 import pytest
 
