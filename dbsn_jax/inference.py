@@ -143,15 +143,17 @@ class Denoiser:
       total = total + dihedral.inverse(self._run_once(dihedral.forward(y, k), tile), k)
     return total / dihedral.COUNT
 
-  def noise_cov(self, y: jnp.ndarray) -> jnp.ndarray:
-    """Stage 1's estimated noise covariance `(N, H, W, C, C)` on float32 `y (N, H, W, C)`
-    (CNN_est; the per-image model picked by likelihood; per sub-image for photos), at
-    the image's exact size, untiled."""
+  def noise_cov(self, y: jnp.ndarray, tile: Optional[bool] = None) -> jnp.ndarray:
+    """Stage 1's estimated noise covariance `(N, H, W, C, C)` on float32 `y (N, H, W, C)`:
+    the Sigma_n its Bayes rule uses (CNN_est; the per-image model picked by likelihood;
+    per sub-image for photos). Buckets and tiles as `run`."""
     if self._noise is None:
       raise ValueError("noise levels need a stage-1 model (it holds the noise estimator)")
-    return self._noise(self.params, y, self._local(self.params, y, None))
+    canvas, parts = self._parts(y, tile)
+    return self._noise(self.params, canvas, parts)[:, :y.shape[1], :y.shape[2]]
 
-  def _run_once(self, y, tile):
+  def _parts(self, y, tile):
+    """(canvas, local_fn's parts on it plus the `valid` image mask) for `y (N, H, W, C)`."""
     n, h, w, _ = y.shape
     m = self.multiple
     tiled = (self.tile > 0 and h * w > self.max_pixels) if tile is None else tile
@@ -166,7 +168,11 @@ class Denoiser:
     parts = self._local_tiled(canvas, image) if tiled else self._local(self.params, canvas,
                                                                         image)
     parts["valid"] = image
-    x = self._finish(self.params, canvas, parts)[:, :h, :w]
+    return canvas, parts
+
+  def _run_once(self, y, tile):
+    canvas, parts = self._parts(y, tile)
+    x = self._finish(self.params, canvas, parts)[:, :y.shape[1], :y.shape[2]]
     return self._post(self.params, x) if self._post else x
 
   def __call__(self, image, tile: Optional[bool] = None, ensemble: bool = False):

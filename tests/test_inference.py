@@ -246,3 +246,16 @@ def test_a_0_255_float_image_and_an_empty_one_are_refused_not_whitened():
   assert d(noisy).shape == img.shape  # Noise overshooting [0, 1] is fine.
   with pytest.raises(ValueError, match="empty"):
     d(np.zeros((0, 0), np.float32))
+
+
+def test_noise_cov_in_a_bucket_equals_the_exact_size():
+  # The noise level a stage-1 model reports (dbsn-eval's curves, the photo pipeline's
+  # table) runs in size buckets: one compilation for a folder of mixed sizes.
+  d = _stage1("multivariate", channels=3)
+  exact = _stage1("multivariate", channels=3, bucket=False)
+  y = jax.random.uniform(jax.random.PRNGKey(2), (1, 21, 30, 3))
+  cov = np.asarray(d.noise_cov(y))
+  assert cov.shape == (1, 21, 30, 3, 3)
+  np.testing.assert_allclose(cov, np.asarray(exact.noise_cov(y)), atol=1e-6)
+  with pytest.raises(ValueError, match="need a stage-1 model"):
+    _mwcnn().noise_cov(y[..., :1])
