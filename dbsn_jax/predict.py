@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 
 from dbsn_jax import losses, realworld
-from dbsn_jax.data import noisy_sets
 from dbsn_jax.models import DBSN, DnCNN, MWCNN, NoiseEstimator
 
 
@@ -45,6 +44,14 @@ def build_model(config, num_images: int = 0) -> Stage1Model:
   return Stage1Model(dbsn, est, nm.input)
 
 
+def _centre(a, size: int):
+  """The central `size x size` window of axes 1, 2 of `a (B, H, W, ...)`: images and
+  per-pixel covariances `(B, H, W, C, C)` alike."""
+  h, w = a.shape[1:3]
+  t, l = max(0, (h - size) // 2), max(0, (w - size) // 2)
+  return a[:, t:t + size, l:l + size]
+
+
 def select_noise_models(params, model: Stage1Model, y, mu, sigma_mu, crop: int = 64,
                         groups=None, num_groups: int = 1):
   """For a per-image CNN_est on an unseen image: the id whose model best explains the
@@ -56,7 +63,7 @@ def select_noise_models(params, model: Stage1Model, y, mu, sigma_mu, crop: int =
   favours the noisiest model.
   """
   num = model.noise_model.num_models
-  yc, mc, sc = (noisy_sets.centre_crop(a, crop) for a in (y, mu, sigma_mu))
+  yc, mc, sc = (_centre(a, crop) for a in (y, mu, sigma_mu))
   src = mc if model.noise_input == "mu" else yc
   est = model.noise_model
 
