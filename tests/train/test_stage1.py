@@ -125,7 +125,9 @@ def test_model_choice_picks_the_true_noise_level_despite_mu_error():
   stds = np.array([10.0, 15.0, 20.0, 25.0]) / 255.0
   model, params = _noise_table(config, stds)
   rng = np.random.default_rng(0)
-  x = rng.uniform(0.2, 0.8, size=(3, 64, 64, 1))
+  # Larger than the 64-pixel crop the choice scores, so the crop of the per-pixel
+  # (B, H, W, C, C) Sigma_mu is exercised (it once cut the wrong axes).
+  x = rng.uniform(0.2, 0.8, size=(3, 96, 80, 1))
   y = x + rng.normal(size=x.shape) * stds[1]
   err = 12.0 / 255.0
   mu = x + rng.normal(size=x.shape) * err
