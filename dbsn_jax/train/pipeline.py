@@ -58,7 +58,7 @@ def _run(config, workdir: str) -> Dict:
 
 def denoise_photos(s1_config, workdir: str, s1_dir: str, s2_dir: str, grid_rows: int = 3,
                    noise_crop: int = 1024):
-  """Denoise stage 1's noisy photos with the distilled network at full size (and, for the
+  """Denoise stage 1's noisy photos with the distilled network (and, for the
   grid, with stage 1); write `WORKDIR/denoised/NAME.png`, `grid.png` and
   `noise_levels.png` (stage 1's noise std against intensity, per channel, over all
   photos). Returns (the output directory, each photo's learned noise std per channel,

@@ -46,7 +46,7 @@ def test_pipeline_on_photos_without_ground_truth_exits_cleanly(tmp_path):
           "--config.stage1.model.blocks=(1,1)", "--config.stage1.data.patch_size=12",
           "--config.stage1.data.batch_size=2", f"--config.stage2.data.clean=folder:{tmp_path}/clean",
           "--config.stage2.train.num_steps=2", "--config.stage2.denoiser.widths=(8,8,8)",
-          "--config.stage2.data.patch_size=16", "--config.stage2.data.batch_size=4"]
+          "--config.stage2.data.patch_size=32", "--config.stage2.data.batch_size=4"]
   out = subprocess.run([sys.executable, "-m", "dbsn_jax.cli.pipeline", *args], cwd=REPO,
                        capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
