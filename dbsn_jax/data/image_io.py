@@ -32,13 +32,17 @@ def png_depth(path: str) -> Tuple[int, int]:
   return struct.unpack(">BB", head[24:26])
 
 
-def read_png16(path: str) -> np.ndarray:
-  """A `DEEP_PNG` at full depth, uint16 RGB, RGBA or gray+alpha (Pillow: 8 bits)."""
+def read_png16(path: str) -> Optional[np.ndarray]:
+  """A `DEEP_PNG` at full depth, uint16 RGB, RGBA or gray+alpha (Pillow would give 8
+  bits); None for any other file."""
+  depth = png_depth(path)
+  if depth not in DEEP_PNG:
+    return None
   import cv2
   arr = cv2.imread(path, cv2.IMREAD_UNCHANGED)
   if arr is None or arr.dtype != np.uint16:
     raise ValueError("OpenCV cannot decode it at 16 bits")
-  if png_depth(path)[1] == 4:  # OpenCV expands gray+alpha to BGRA.
+  if depth[1] == 4:  # OpenCV expands gray+alpha to BGRA.
     return arr[..., [0, 3]]
   if arr.ndim == 3:  # OpenCV's BGR(A) -> RGB(A).
     arr = arr[..., [2, 1, 0, 3][:arr.shape[-1]]]
@@ -64,8 +68,8 @@ def read(path: str) -> Tuple[np.ndarray, Optional[np.ndarray]]:
   try:
     if path.lower().endswith((".tif", ".tiff")):
       arr = read_tiff(path)
-    elif png_depth(path) in DEEP_PNG:
-      arr = read_png16(path)
+    elif (arr := read_png16(path)) is not None:
+      pass
     else:
       with Image.open(path) as im:
         frames = getattr(im, "n_frames", 1)
@@ -121,8 +125,7 @@ def remove_stale_temporaries(directory: str) -> List[str]:
   for name in os.listdir(directory):
     m = _TEMP_RE.match(name)
     path = os.path.join(directory, name)
-    if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))) \
-        and os.path.isfile(path):
+    if m and not _alive(int(m.group(1))) and os.path.isfile(path):  # Not ours: we live.
       os.remove(path)
       removed.append(path)
   return removed

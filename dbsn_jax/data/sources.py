@@ -80,8 +80,8 @@ def load_image(path: str, channels: int) -> np.ndarray:
         arr = arr[..., :3]
       peak = float(np.iinfo(arr.dtype).max) if np.issubdtype(arr.dtype, np.integer) else 1.0
       img = arr.astype(np.float32) / peak
-    elif image_io.png_depth(path) in image_io.DEEP_PNG:  # PIL would give 8 bits.
-      arr = image_io.read_png16(path).astype(np.float32) / 65535.0
+    elif (deep := image_io.read_png16(path)) is not None:  # PIL would give 8 bits.
+      arr = deep.astype(np.float32) / 65535.0
       color, alpha = arr[..., :-1], arr[..., -1:]
       img = arr if arr.shape[-1] == 3 else color * alpha + (1.0 - alpha)  # On white.
     else:
