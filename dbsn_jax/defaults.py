@@ -142,6 +142,10 @@ def stage2() -> ml_collections.ConfigDict:
   # 'pixels': Eq. 4 over all pixels of the batch (the real pairs weigh lam per pixel);
   # 'means': lam * mean(real pairs' loss) + mean(synthetic loss), as the reference does.
   c.distill.weighting = "pixels"
+  # Synthetic noise: 'fixed' pairs each real image with one noise draw and its stage-1
+  # target, made once (no teacher in the train step); 'fresh' draws new noise and runs
+  # the teacher every step. Real noise is always fixed.
+  c.distill.real_targets = "fresh"
 
   c.eval = ml_collections.ConfigDict()  # The images and noise come from stage 1's eval.
   c.eval.every_steps = 1000

@@ -3,7 +3,9 @@
 Each batch mixes Bs clean patches x, corrupted by a learned noise model
 (y~ = x + s L(x) z, Sigma_n(x) = L L^T, s ~ U(0.9, 1.1), z ~ N(0, I); a per-image
 model drawn at random when stage 1 learned one per image), with Br real noisy
-patches y whose target is the stage-1 Bayes estimate x_hat(y), computed on the fly.
+patches y whose target is the stage-1 Bayes estimate x_hat(y). Real noise, or synthetic
+noise with `distill.real_targets='fixed'`, gives fixed (y, x_hat) pairs made once per
+image; 'fresh' draws new synthetic noise each step and runs the teacher on it.
 """
 from typing import Any, Dict
 
@@ -51,6 +53,9 @@ def validate(config, s1_config) -> None:
     raise ValueError(f"distill.domain must be one of {DOMAINS}, got {domain!r}")
   if weighting not in WEIGHTINGS:
     raise ValueError(f"distill.weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+  if config.distill.get("real_targets", "fresh") not in REAL_TARGETS:
+    raise ValueError(f"distill.real_targets must be one of {REAL_TARGETS}, got "
+                     f"{config.distill.real_targets!r}")
   if domain == "subimages":
     if f <= 1:
       raise ValueError("distill.domain='subimages' needs a stage 1 that down-sampled "
@@ -63,11 +68,31 @@ def validate(config, s1_config) -> None:
 
 DOMAINS = ("full", "subimages")
 WEIGHTINGS = ("pixels", "means")
+REAL_TARGETS = ("fixed", "fresh")
 
 
 def distill_domain(config) -> str:
   """The stage-2 config's `distill.domain` ('full' for configs that predate it)."""
   return config.distill.get("domain", "full")
+
+
+def fixed_pairs(config, s1_config) -> bool:
+  """Whether the real pairs are made once up front: always for real noise; for
+  synthetic noise when `distill.real_targets='fixed'` (one noise draw per image, as a
+  user's fixed noisy set is), so no step runs the stage-1 teacher."""
+  return (noise.from_config(s1_config.noise) is None
+          or config.distill.get("real_targets", "fresh") == "fixed")
+
+
+def fixed_noisy_images(images, s1_config, seed: int):
+  """One synthetic-noise draw per clean training image, keyed by (seed, image index)."""
+  add_noise = noise.from_config(s1_config.noise)
+  if add_noise is None:
+    return list(images)
+  draw = jax.jit(lambda k, x, i: add_noise(k, x, i)[0])
+  key = jax.random.PRNGKey(seed + 2)
+  return [np.asarray(draw(jax.random.fold_in(key, i), jnp.asarray(im)[None],
+                          jnp.array([i], jnp.int32))[0]) for i, im in enumerate(images)]
 
 
 def synthesize(key, x, s1_model, s1_params, num_models, scale_range,
@@ -145,6 +170,7 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
   rw = realworld.settings(s1_config)
   sub = distill_domain(config) == "subimages"
   teacher = stage1_target_fn(s1_config, s1_model, filtered=not sub)
+  fixed = fixed_pairs(config, s1_config)
   # On sub-images the network learns what stage 1's D-BSN + Bayes rule does there: the
   # pairs are the f^2 sub-images of each (noisy, target) patch.
   to_domain = (lambda v: realworld.unshuffle(v, rw.downsample)) if sub else (lambda v: v)
@@ -159,7 +185,7 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
     c = x.shape[-1]
     if not real.shape[0]:
       x_hat = y_real = jnp.zeros((0, p, p, c), jnp.float32)
-    elif add_noise is None:  # Real noise: (noisy, stage-1 target) pairs made once, up front.
+    elif fixed:  # (noisy, stage-1 target) pairs made once, up front.
       y_real, x_hat = real[..., :c], real[..., c:]
     else:  # Synthetic noise: fresh noise, target on the fly (margin m of context).
       y_real = add_noise(k_real, real, ids)[0]
@@ -248,8 +274,9 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   # One element per device (each with the same clean/real split), stacked into this
   # process's local batches in global order (see parallel).
   real_images, margin = real.images, config.data.target_margin
-  if noise.from_config(s1_config.noise) is None:  # Real noise: fixed targets, made once.
-    real_images, margin = real_pairs(real.images, s1_config, s1_model,
+  if fixed_pairs(config, s1_config):  # Targets made once, on whole images.
+    noisy = fixed_noisy_images(real.images, s1_config, config.seed)
+    real_images, margin = real_pairs(noisy, s1_config, s1_model,
                                      parallel.local_copy(s1_params), filtered=not sub), 0
   ds = parallel.stack_devices(mixed.mixed_dataset(
       clean.images, real_images, config.data.patch_size, margin,

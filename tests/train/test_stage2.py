@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dbsn_jax import defaults
-from dbsn_jax.data import mixed
+from dbsn_jax.data import mixed, sources
 from dbsn_jax.train import stage1, stage2
 from tests.conftest import apply_overrides, tiny_stage1_config
 
@@ -86,11 +86,35 @@ def test_batch_mixing_ratio():
     mixed.split_batch(8, 1.5)
 
 
-def test_short_distillation_runs(stage1_dirs, tmp_path):
-  out = stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["per_image"]), str(tmp_path))
+@pytest.mark.parametrize("real_targets", ["fresh", "fixed"])
+def test_short_distillation_runs(stage1_dirs, tmp_path, real_targets):
+  config = tiny_stage2_config(stage1_dirs["per_image"], **{"distill.real_targets": real_targets})
+  out = stage2.train_and_evaluate(config, str(tmp_path))
   assert int(out["state"].step) == 3
   assert np.isfinite(out["eval"]["psnr_stage2"])
   assert jax.tree.leaves(out["state"].batch_stats)  # DnCNN statistics are carried.
+
+
+def test_fixed_real_pairs_are_one_noise_draw_beside_its_stage1_target(stage1_dirs):
+  s1_config, s1_model, s1_params = stage1.load(stage1_dirs["per_image"])
+  clean = sources.load(s1_config.data.train, 1, s1_config.data.train_start, None).images
+  noisy = stage2.fixed_noisy_images(clean, s1_config, seed=0)
+  again = stage2.fixed_noisy_images(clean, s1_config, seed=0)
+  other = stage2.fixed_noisy_images(clean, s1_config, seed=1)
+  for y, y_again, y_other, x in zip(noisy, again, other, clean):
+    np.testing.assert_array_equal(y, y_again)  # The fixed set is a function of the seed.
+    assert not np.array_equal(y, y_other)
+    np.testing.assert_allclose(np.std(y - x), s1_config.noise.sigma / 255, rtol=0.03)
+  pairs = stage2.real_pairs(noisy, s1_config, s1_model, s1_params)
+  target = jax.jit(stage2.stage1_target_fn(s1_config, s1_model))
+  for i, (pair, y) in enumerate(zip(pairs, noisy)):
+    np.testing.assert_array_equal(pair[..., :1], y)
+    expect = target(s1_params, jnp.asarray(y)[None], jnp.array([i], jnp.int32))[0]
+    np.testing.assert_allclose(pair[..., 1:], expect, atol=1e-6)  # Image i's own model.
+  config = tiny_stage2_config(stage1_dirs["per_image"])
+  assert not stage2.fixed_pairs(config, s1_config)
+  config.distill.real_targets = "fixed"
+  assert stage2.fixed_pairs(config, s1_config)
 
 
 def test_mismatched_checkpoints_are_refused(stage1_dirs, tmp_path):
@@ -108,6 +132,7 @@ def test_mismatched_checkpoints_are_refused(stage1_dirs, tmp_path):
     ("distill.lam", -0.1, "distill.lam"),
     ("denoiser.arch", "unet", "denoiser.arch"),
     ("data.real_fraction", 2.0, "data.real_fraction"),
+    ("distill.real_targets", "stale", "distill.real_targets"),
 ])
 def test_bad_stage2_settings_are_named(stage1_dirs, tmp_path, field, value, match):
   with pytest.raises(ValueError, match=match):
