@@ -31,15 +31,12 @@ def awgn_scores(denoiser, source: str, sigmas, stop=None) -> Dict[str, Dict[str,
 
 def score(denoiser, noisy, clean) -> Dict[str, float]:
   """Mean PSNR / SSIM of the noisy input and of the denoised images."""
-  rows = []
-  for y, x in zip(noisy, clean):
-    out = denoiser.run(jnp.asarray(y)[None])
-    xb, yb = jnp.asarray(x)[None], jnp.asarray(y)[None]
-    rows.append([float(metrics.psnr(yb, xb)[0]), float(metrics.psnr(out, xb)[0]),
-                 float(metrics.ssim(yb, xb)[0]), float(metrics.ssim(out, xb)[0])])
-  m = np.mean(rows, axis=0)
-  return {"psnr_noisy": m[0], "psnr": m[1], "ssim_noisy": m[2], "ssim": m[3],
-          "num_images": len(rows)}
+  predict = lambda i, y: {"noisy": y,  # noqa: E731
+                          "denoised": np.asarray(denoiser.run(jnp.asarray(y)[None])[0])}
+  m = metrics.summarize(metrics.score_set(predict, noisy, clean))
+  return {"psnr_noisy": m["noisy"]["psnr"], "psnr": m["denoised"]["psnr"],
+          "ssim_noisy": m["noisy"]["ssim"], "ssim": m["denoised"]["ssim"],
+          "num_images": len(noisy)}
 
 
 # -- named benchmark suites (dbsn-eval) -----------------------------------------------
@@ -251,8 +248,7 @@ def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
       t = time.time()
       outs[bm3d_method] = bm3d_denoise(y, estimated_noise_cov(y) if covs is None else covs[i])
       seconds[bm3d_method] = seconds.get(bm3d_method, 0.0) + time.time() - t
-    for method, out in outs.items():
-      rows.append({"image": name, "method": method, **image_scores(out, x)})
+    rows += metrics.image_rows(name, outs, x)
     if i < keep:
       kept.append((name, {**outs, "clean": x}))
       for label in est_nlf:
@@ -277,11 +273,4 @@ def ensemble_label(label: str) -> str:
   return f"{label} x8"
 
 
-def summarize(rows):
-  """Mean PSNR / SSIM per method over per-image rows: {method: {psnr, ssim, num_images}}."""
-  out = {}
-  for r in rows:
-    out.setdefault(r["method"], []).append((r["psnr"], r["ssim"]))
-  return {m: {"psnr": float(np.mean([v[0] for v in vs])),
-              "ssim": float(np.mean([v[1] for v in vs])), "num_images": len(vs)}
-          for m, vs in out.items()}
+summarize = metrics.summarize  # dbsn-eval's table: the one summary of per-image rows.

@@ -3,10 +3,11 @@
 PSNR on clip(x_hat, 0, 1) against the clean image, data range 1, over all channels,
 no border crop; SSIM with an 11x11 Gaussian window, sigma 1.5 (dm-pix).
 """
-from typing import Dict
+from typing import Callable, Dict, List, Mapping, Sequence
 
 import dm_pix
 import jax.numpy as jnp
+import numpy as np
 
 
 def psnr(pred, target):
@@ -34,3 +35,38 @@ def image_scores(pred, clean) -> Dict[str, float]:
   """PSNR / SSIM of one `(H, W, C)` prediction (clipped inside) against its clean image."""
   p, x = jnp.asarray(pred, jnp.float32)[None], jnp.asarray(clean, jnp.float32)[None]
   return {"psnr": float(psnr(p, x)[0]), "ssim": float(ssim(p, x)[0])}
+
+
+# -- the one evaluator: per-image rows, then one summary ---------------------------------
+# Training-time evaluation (both stages), dbsn-eval and the model-card scores all score
+# through these, so their numbers cannot drift apart.
+Row = Dict[str, object]
+
+
+def image_rows(name: str, outputs: Mapping[str, object], clean) -> List[Row]:
+  """`{image, method, psnr, ssim}` per method of one image's `{method: (H, W, C)}`."""
+  return [{"image": name, "method": m, **image_scores(out, clean)} for m, out in outputs.items()]
+
+
+def score_set(predict: Callable[[int, object], Mapping[str, object]], noisy: Sequence,
+              clean: Sequence, names: Sequence[str] = None) -> List[Row]:
+  """Per-image rows of every method `predict(i, y) -> {method: (H, W, C)}` gives."""
+  rows = []
+  for i, (y, x) in enumerate(zip(noisy, clean)):
+    rows += image_rows(names[i] if names is not None else str(i), predict(i, y), x)
+  return rows
+
+
+def summarize(rows: Sequence[Row]) -> Dict[str, Dict[str, float]]:
+  """Mean PSNR / SSIM per method over per-image rows: {method: {psnr, ssim, num_images}}."""
+  out: Dict[str, list] = {}
+  for r in rows:
+    out.setdefault(r["method"], []).append((r["psnr"], r["ssim"]))
+  return {m: {"psnr": float(np.mean([v[0] for v in vs])),
+              "ssim": float(np.mean([v[1] for v in vs])), "num_images": len(vs)}
+          for m, vs in out.items()}
+
+
+def flat_means(summary: Mapping[str, Mapping[str, float]]) -> Dict[str, float]:
+  """`{method: {psnr, ssim}}` -> `{psnr_<method>, ssim_<method>}` (training logs)."""
+  return {f"{k}_{m}": float(v[k]) for m, v in summary.items() for k in ("psnr", "ssim")}

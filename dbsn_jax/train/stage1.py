@@ -189,30 +189,34 @@ def evaluate(params, model: Stage1Model, data, denoise=None,
   `make_image_denoiser` function. With `details`, also the per-image rows."""
   noisy, clean, covs, names = data
   denoise = denoise or make_image_denoiser(model, rw)
-  rows = []
-  for i, (y, x) in enumerate(zip(noisy, clean)):
-    yb, xb = jnp.asarray(y)[None], jnp.asarray(x)[None]
-    out = denoise(params, yb)
-    row = {"psnr_noisy": metrics.psnr(yb, xb)[0], "psnr_mu": metrics.psnr(out["mu"], xb)[0],
-           "psnr_bayes": metrics.psnr(out["bayes"], xb)[0],
-           "ssim_noisy": metrics.ssim(yb, xb)[0], "ssim_mu": metrics.ssim(out["mu"], xb)[0],
-           "ssim_bayes": metrics.ssim(out["bayes"], xb)[0]}
-    if "filtered" in out:
-      row["psnr_filtered"] = metrics.psnr(out["filtered"], xb)[0]
-      row["ssim_filtered"] = metrics.ssim(out["filtered"], xb)[0]
-    if covs is not None:
-      row["noise_std_error"] = metrics.noise_std_error(out["sigma_n"], jnp.asarray(covs[i])[None])
+  noise_rows = []
+
+  def predict(i, y):
+    out = denoise(params, jnp.asarray(y)[None])
     learned = rms_std(out["sigma_n"])
-    true = true_noise_std(y, x, None if covs is None else covs[i])
-    row["noise_std_learned"], row["noise_std_true"] = learned.mean(), true.mean()
-    row = {k: float(v) for k, v in row.items()}
-    row["name"] = names[i] if names is not None else str(i)
+    true = true_noise_std(y, clean[i], None if covs is None else covs[i])
+    row = {"noise_std_learned": float(learned.mean()), "noise_std_true": float(true.mean())}
+    if covs is not None:
+      row["noise_std_error"] = float(metrics.noise_std_error(out["sigma_n"],
+                                                             jnp.asarray(covs[i])[None]))
     row["noise_std_learned_per_channel"] = [round(float(v), 4) for v in learned]
     row["noise_std_true_per_channel"] = [round(float(v), 4) for v in true]
-    rows.append(row)
-  means = {k: float(np.mean([r[k] for r in rows])) for k, v in rows[0].items()
-           if isinstance(v, float)}
-  return (means, rows) if details else means
+    noise_rows.append(row)
+    return {"noisy": y, **{k: out[k][0] for k in ("mu", "bayes", "filtered") if k in out}}
+
+  names = list(names) if names is not None else [str(i) for i in range(len(noisy))]
+  scores = metrics.score_set(predict, noisy, clean, names)
+  means = metrics.flat_means(metrics.summarize(scores))
+  means.update({k: float(np.mean([r[k] for r in noise_rows])) for k, v in noise_rows[0].items()
+                if isinstance(v, float)})
+  if not details:
+    return means
+  per_image = len(scores) // len(noise_rows)  # Every image gives the same methods, in order.
+  rows = [{"name": n, **r} for n, r in zip(names, noise_rows)]
+  for j, r in enumerate(scores):  # psnr_<method>, ssim_<method> beside the noise levels.
+    rows[j // per_image].update({f"psnr_{r['method']}": r["psnr"],
+                                 f"ssim_{r['method']}": r["ssim"]})
+  return means, rows
 
 
 def noise_std_summary(rows) -> Dict[str, Any]:
