@@ -37,4 +37,4 @@ def get_config():
   s2.train.checkpoint_every = 500
   s2.optim.lr = 1e-3
   s2.optim.milestones = (0.8,)
-  return defaults.pipeline(s1, s2)
+  return defaults.workflow(s1, s2)

@@ -166,7 +166,7 @@ def stage2() -> ml_collections.ConfigDict:
   return c
 
 
-def pipeline(s1: ml_collections.ConfigDict = None,
+def workflow(s1: ml_collections.ConfigDict = None,
              s2: ml_collections.ConfigDict = None) -> ml_collections.ConfigDict:
   """A whole run: `stage1` and `stage2` configs with matching channels and seed."""
   c = ml_collections.ConfigDict()
@@ -202,7 +202,7 @@ def paper(channels: int, noise_kind: str, noise_model: str, **noise) -> ml_colle
   s2.data.clean = s1.data.train
   s2.data.clean_start, s2.data.clean_stop = s1.data.train_stop, 0
   s2.eval.every_steps = 10_000
-  return pipeline(s1, s2)
+  return workflow(s1, s2)
 
 
 def _cpu_stage2(s2, num_steps: int, checkpoint_every: int, eval_every: int) -> None:
@@ -247,7 +247,7 @@ def real_photos(noisy: str, eval_clean: str = "", eval_noisy: str = "",
   s2.distill.domain = "subimages"
   s2.data.patch_size, s2.data.batch_size = 192, 24
   s2.eval.every_steps = 10_000
-  return pipeline(s1, s2)
+  return workflow(s1, s2)
 
 
 def real_photos_cpu_budget(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -19,7 +19,7 @@ LAYERS = (
     ("predict", ("dbsn_jax.predict",)),
     ("train / report", ("dbsn_jax.train", "dbsn_jax.report")),
     ("inference / evaluate", ("dbsn_jax.inference", "dbsn_jax.evaluate")),
-    ("workflow / cli", ("dbsn_jax.train.pipeline", "dbsn_jax.cli", "dbsn_jax.pretrained")),
+    ("workflow / cli", ("dbsn_jax.workflow", "dbsn_jax.cli", "dbsn_jax.pretrained")),
 )
 
 

@@ -53,7 +53,7 @@ def _config_file(name: str):
 
 def configs(size: str):
   """(stage-1 config, stage-2 config) at `size`, gray."""
-  c = defaults.pipeline()
+  c = defaults.workflow()
   if size == "cpu_budget":
     c = _config_file("cpu_budget").get_config("gray")
   elif size == "tiny":

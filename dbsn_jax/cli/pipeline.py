@@ -22,10 +22,10 @@ def main(argv):
   del argv
   common.setup()
   common.guard(distributed.initialize_from_flags)
-  from dbsn_jax.train import pipeline
+  from dbsn_jax import workflow
   if "stage1" not in _CONFIG.value or "stage2" not in _CONFIG.value:
     common.fail("dbsn-pipeline needs a config with stage1 and stage2 sections")
-  out = common.guard(lambda: pipeline.run(_CONFIG.value, _WORKDIR.value))
+  out = common.guard(lambda: workflow.run(_CONFIG.value, _WORKDIR.value))
   if "interrupted" in out:
     print(f"interrupted during {out['interrupted']}; rerun the same command to resume",
           file=sys.stderr)

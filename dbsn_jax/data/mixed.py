@@ -9,7 +9,7 @@ from typing import Dict, List
 import grain
 import numpy as np
 
-from dbsn_jax.data.pipeline import ENDLESS, RandomPatch
+from dbsn_jax.data.input_pipeline import ENDLESS, RandomPatch
 
 
 class MixedBatch(grain.transforms.RandomMap):

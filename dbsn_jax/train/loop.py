@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from dbsn_jax.data import pipeline
+from dbsn_jax.data import input_pipeline
 from dbsn_jax.train import checkpoints, parallel
 
 
@@ -97,7 +97,7 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
   tcfg = config.train
   os.makedirs(workdir, exist_ok=True)
   mgr = checkpoints.manager(workdir, tcfg.keep_checkpoints)
-  iterator = pipeline.train_iterator(parallel.process_shard(dataset), config.data.num_threads)
+  iterator = input_pipeline.train_iterator(parallel.process_shard(dataset), config.data.num_threads)
   mesh = parallel.make_mesh()
   state = parallel.replicate(state, mesh)  # Restored below straight into this layout.
   primary = jax.process_index() == 0

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dbsn_jax import losses, metrics, noise, predict, realworld, report
-from dbsn_jax.data import noisy_sets, pipeline, sources
+from dbsn_jax.data import noisy_sets, input_pipeline, sources
 from dbsn_jax.train import (checkpoints, loop, microbatch, parallel, precision,
                             state as state_lib, workdir_lock)
 
@@ -249,7 +249,7 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   if rw.downsample > 1:  # Train on the sub-images, each tagged with its noise model.
     images, ids = realworld.split_images(train.images, rw, config.noise_model.per_image)
   # Local batches of data.batch_size per device, in global order (see parallel).
-  ds = pipeline.train_dataset(images, config.data.patch_size,
+  ds = input_pipeline.train_dataset(images, config.data.patch_size,
                               parallel.local_batch_size(config.data.batch_size),
                               config.seed, config.data.augment, image_ids=ids)
   data = eval_set(config) if config.eval.source else None

@@ -90,9 +90,9 @@ def test_gray_and_color_are_converted():
 
 def test_one_pixel_image(tmp_path):
   Image.fromarray(np.full((1, 1), 77, np.uint8)).save(tmp_path / "dot.png")
-  from dbsn_jax.data import pipeline
+  from dbsn_jax.data import input_pipeline
   img = sources.load_image(str(tmp_path / "dot.png"), 1)
-  it = pipeline.train_iterator(pipeline.train_dataset([img], 8, 2, seed=0), 1)
+  it = input_pipeline.train_iterator(input_pipeline.train_dataset([img], 8, 2, seed=0), 1)
   np.testing.assert_allclose(next(it)["image"], 77 / 255, atol=1e-6)
 
 

@@ -3,7 +3,7 @@ plain NLL), and neither loss alone does."""
 import numpy as np
 import pytest
 
-from dbsn_jax.data import pipeline, sources
+from dbsn_jax.data import input_pipeline, sources
 from dbsn_jax.train import stage1
 from tests.conftest import tiny_stage1_config
 
@@ -23,7 +23,7 @@ def _learned_std(sigma, steps=STEPS, **overrides):
   model = stage1.build_model(config)
   state = stage1.create_state(config, model)
   step = stage1.make_train_step(config, model)
-  it = pipeline.train_iterator(pipeline.train_dataset(images, 32, 8, 0), 1)
+  it = input_pipeline.train_iterator(input_pipeline.train_dataset(images, 32, 8, 0), 1)
   stds = []
   for _ in range(steps):
     state, m = step(state, next(it))

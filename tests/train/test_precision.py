@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dbsn_jax import defaults
-from dbsn_jax.data import pipeline, sources
+from dbsn_jax.data import input_pipeline, sources
 from dbsn_jax.train import parallel, precision, stage1, stage2
 from tests.conftest import tiny_stage1_config
 
@@ -16,7 +16,7 @@ def _losses(dtype, steps=6):
   state = stage1.create_state(config, model)
   step = stage1.make_train_step(config, model)
   train = sources.load(config.data.train, 1)
-  ds = pipeline.train_dataset(train.images, 24, 8, 0)
+  ds = input_pipeline.train_dataset(train.images, 24, 8, 0)
   out = []
   for i in range(steps):
     state, m = step(state, ds[i])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from dbsn_jax import defaults, inference, metrics, realworld
-from dbsn_jax.data import image_io, pipeline
+from dbsn_jax.data import image_io, input_pipeline
 from dbsn_jax.models import NoiseEstimator
-from dbsn_jax.train import pipeline as run_pipeline, stage1, stage2
+from dbsn_jax import workflow, stage1, stage2
 from tests.conftest import apply_overrides, tiny_stage1_config
 
 
@@ -36,7 +36,7 @@ def _train_on_noisy(noisy, f, steps):
   model = stage1.build_model(c, len(noisy))
   state = stage1.create_state(c, model, len(noisy))
   images, ids = realworld.split_images(noisy, rw, False) if f > 1 else (noisy, None)
-  it = pipeline.train_iterator(pipeline.train_dataset(images, 24, 4, 0, image_ids=ids), 1)
+  it = input_pipeline.train_iterator(input_pipeline.train_dataset(images, 24, 4, 0, image_ids=ids), 1)
   step = stage1.make_train_step(c, model)
   for _ in range(steps):
     state, _ = step(state, next(it))
@@ -110,14 +110,14 @@ def _real_config(tmp_path):
       "data.patch_size": 16, "data.batch_size": 4, "data.real_fraction": 0.5,
       "data.num_threads": 1, "train.num_steps": 3, "train.checkpoint_every": 3,
       "train.log_every": 1})
-  return defaults.pipeline(s1, s2)
+  return defaults.workflow(s1, s2)
 
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
   """One tiny real-photo pipeline run shared by the tests below: (workdir, output)."""
   tmp_path = tmp_path_factory.mktemp("real")
-  return tmp_path, run_pipeline.run(_real_config(tmp_path), str(tmp_path))
+  return tmp_path, workflow.run(_real_config(tmp_path), str(tmp_path))
 
 
 def test_real_photo_pipeline_down_samples_in_stage1_and_not_in_stage2(real_run):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dbsn_jax import noise
-from dbsn_jax.data import pipeline, sources
+from dbsn_jax.data import input_pipeline, sources
 from dbsn_jax.train import checkpoints, stage1
 from tests.conftest import tiny_stage1_config
 
@@ -27,7 +27,7 @@ def test_a_few_steps_lower_the_loss():
   state = stage1.create_state(config, model)
   before = _held_out_loss(config, model, state.params)
   step = stage1.make_train_step(config, model)
-  it = pipeline.train_iterator(pipeline.train_dataset(images, 24, 4, 0), 1)
+  it = input_pipeline.train_iterator(input_pipeline.train_dataset(images, 24, 4, 0), 1)
   for _ in range(40):
     state, m = step(state, next(it))
   assert bool(m["finite"])
