@@ -1,4 +1,4 @@
-"""Read and write image files keeping their bit depth and mode (for dbsn-denoise).
+"""Read and write image files keeping their bit depth and mode (training and the CLIs).
 
 `read` returns the pixel array in its own integer type — `(H, W)` or `(H, W, C)`,
 uint8 or uint16 — plus an alpha channel kept aside. `write` is atomic (a temporary
@@ -55,7 +55,7 @@ def read_tiff(path: str) -> np.ndarray:
   with tifffile.TiffFile(path) as tif:
     series = tif.series[0]
     if len(series.pages) > 1:
-      raise ValueError(f"it holds {len(series.pages)} pages (a stack); dbsn-denoise takes "
+      raise ValueError(f"it holds {len(series.pages)} pages (a stack); dbsn-jax reads "
                        "single images: split the pages into files first")
     arr = series.asarray()
   if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
@@ -75,7 +75,7 @@ def read(path: str) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         frames = getattr(im, "n_frames", 1)
         if frames > 1:
           raise ValueError(f"it holds {frames} frames (animated or multi-page); "
-                           "dbsn-denoise takes single images: split the frames first")
+                           "dbsn-jax reads single images: split the frames first")
         im.load()
         im = ImageOps.exif_transpose(im)
         if im.mode in ("I;16", "I;16B", "I;16L"):
