@@ -127,7 +127,7 @@ def stage2() -> ml_collections.ConfigDict:
   c.data.patch_size = 160
   c.data.batch_size = 32               # Per device, each with the real_fraction split.
   c.data.real_fraction = 1 / 8         # Share of each batch from the real noisy set.
-  c.data.target_margin = 16            # Context around real patches for stage-1 targets.
+  c.data.target_margin = 16            # Context of real patches (real_targets="fresh").
   c.data.augment = True
   c.data.num_threads = 2
 
@@ -143,9 +143,10 @@ def stage2() -> ml_collections.ConfigDict:
   # 'means': lam * mean(real pairs' loss) + mean(synthetic loss), as the reference does.
   c.distill.weighting = "pixels"
   # Synthetic noise: 'fixed' pairs each real image with one noise draw and its stage-1
-  # target, made once (no teacher in the train step); 'fresh' draws new noise and runs
-  # the teacher every step. Real noise is always fixed.
-  c.distill.real_targets = "fresh"
+  # target, made once, as a user's noisy set is fixed (no teacher in the train step:
+  # docs/evaluation.md); 'fresh' draws new noise and runs the teacher every step.
+  # Real noise is always fixed.
+  c.distill.real_targets = "fixed"
 
   c.eval = ml_collections.ConfigDict()  # The images and noise come from stage 1's eval.
   c.eval.every_steps = 1000

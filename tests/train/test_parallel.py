@@ -38,6 +38,7 @@ SCRIPT = textwrap.dedent("""
     s2 = defaults.stage2()
     s2.denoiser.arch, s2.denoiser.features, s2.denoiser.depth = "dncnn", 8, 3
     s2.data.patch_size, s2.data.target_margin = 16, 4
+    s2.distill.real_targets = "fresh"  # The teacher runs inside the step, on real patches.
     den = stage2.build_denoiser(s2)
     st2 = parallel.replicate(stage2.create_state(s2, den), mesh)
     s1p = stage1.create_state(config, model).params

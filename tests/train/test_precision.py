@@ -66,6 +66,7 @@ def test_bf16_stage2_step_tracks_fp32():
     c.compute_dtype = dtype
     c.denoiser.widths, c.denoiser.convs = (8, 8, 8), 1
     c.data.patch_size, c.data.target_margin = 16, 4
+    c.distill.real_targets = "fresh"  # The teacher runs inside the step, on real patches.
     model = stage2.build_denoiser(c)
     # Replicated as in training (s1_params are), so the second step reuses the first's
     # compilation.
