@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dbsn_jax import defaults, inference, metrics, realworld
+from dbsn_jax import defaults, inference, metrics, realworld, workflow
 from dbsn_jax.data import image_io, input_pipeline
 from dbsn_jax.models import NoiseEstimator
-from dbsn_jax import workflow, stage1, stage2
+from dbsn_jax.train import stage1, stage2
 from tests.conftest import apply_overrides, tiny_stage1_config
 
 
