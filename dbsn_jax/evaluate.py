@@ -36,7 +36,7 @@ def score(denoiser, noisy, clean) -> Dict[str, float]:
   m = metrics.summarize(metrics.score_set(predict, noisy, clean))
   return {"psnr_noisy": m["noisy"]["psnr"], "psnr": m["denoised"]["psnr"],
           "ssim_noisy": m["noisy"]["ssim"], "ssim": m["denoised"]["ssim"],
-          "num_images": len(noisy)}
+          "num_images": m["denoised"]["num_images"]}
 
 
 # -- named benchmark suites (dbsn-eval) -----------------------------------------------

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dbsn_jax import losses, metrics, noise, predict, realworld, report
-from dbsn_jax.data import noisy_sets, input_pipeline, sources
+from dbsn_jax.data import input_pipeline, noisy_sets, sources
 from dbsn_jax.train import (checkpoints, loop, microbatch, parallel, precision,
                             state as state_lib, workdir_lock)
 
@@ -189,34 +189,28 @@ def evaluate(params, model: Stage1Model, data, denoise=None,
   `make_image_denoiser` function. With `details`, also the per-image rows."""
   noisy, clean, covs, names = data
   denoise = denoise or make_image_denoiser(model, rw)
-  noise_rows = []
-
-  def predict(i, y):
+  names = list(names) if names is not None else [str(i) for i in range(len(noisy))]
+  scores, rows = [], []
+  for i, (y, x) in enumerate(zip(noisy, clean)):
     out = denoise(params, jnp.asarray(y)[None])
+    images = {"noisy": y, **{k: out[k][0] for k in ("mu", "bayes", "filtered") if k in out}}
+    image = metrics.image_rows(names[i], images, x)
+    scores += image
     learned = rms_std(out["sigma_n"])
-    true = true_noise_std(y, clean[i], None if covs is None else covs[i])
-    row = {"noise_std_learned": float(learned.mean()), "noise_std_true": float(true.mean())}
+    true = true_noise_std(y, x, None if covs is None else covs[i])
+    row = {"name": names[i], "noise_std_learned": float(learned.mean()),
+           "noise_std_true": float(true.mean())}
     if covs is not None:
       row["noise_std_error"] = float(metrics.noise_std_error(out["sigma_n"],
                                                              jnp.asarray(covs[i])[None]))
     row["noise_std_learned_per_channel"] = [round(float(v), 4) for v in learned]
     row["noise_std_true_per_channel"] = [round(float(v), 4) for v in true]
-    noise_rows.append(row)
-    return {"noisy": y, **{k: out[k][0] for k in ("mu", "bayes", "filtered") if k in out}}
-
-  names = list(names) if names is not None else [str(i) for i in range(len(noisy))]
-  scores = metrics.score_set(predict, noisy, clean, names)
+    row.update({f"{k}_{r['method']}": r[k] for r in image for k in ("psnr", "ssim")})
+    rows.append(row)
   means = metrics.flat_means(metrics.summarize(scores))
-  means.update({k: float(np.mean([r[k] for r in noise_rows])) for k, v in noise_rows[0].items()
-                if isinstance(v, float)})
-  if not details:
-    return means
-  per_image = len(scores) // len(noise_rows)  # Every image gives the same methods, in order.
-  rows = [{"name": n, **r} for n, r in zip(names, noise_rows)]
-  for j, r in enumerate(scores):  # psnr_<method>, ssim_<method> beside the noise levels.
-    rows[j // per_image].update({f"psnr_{r['method']}": r["psnr"],
-                                 f"ssim_{r['method']}": r["ssim"]})
-  return means, rows
+  means.update({k: float(np.mean([r[k] for r in rows])) for k in
+                ("noise_std_learned", "noise_std_true", "noise_std_error") if k in rows[0]})
+  return (means, rows) if details else means
 
 
 def noise_std_summary(rows) -> Dict[str, Any]:
@@ -250,8 +244,8 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
     images, ids = realworld.split_images(train.images, rw, config.noise_model.per_image)
   # Local batches of data.batch_size per device, in global order (see parallel).
   ds = input_pipeline.train_dataset(images, config.data.patch_size,
-                              parallel.local_batch_size(config.data.batch_size),
-                              config.seed, config.data.augment, image_ids=ids)
+                                    parallel.local_batch_size(config.data.batch_size),
+                                    config.seed, config.data.augment, image_ids=ids)
   data = eval_set(config) if config.eval.source else None
   denoise = make_image_denoiser(model, rw)
   evaluate_fn = (lambda st, step: evaluate(st.params, model, data, denoise, rw)) if data \

@@ -53,9 +53,9 @@ def validate(config, s1_config) -> None:
     raise ValueError(f"distill.domain must be one of {DOMAINS}, got {domain!r}")
   if weighting not in WEIGHTINGS:
     raise ValueError(f"distill.weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-  if config.distill.get("real_targets", "fresh") not in REAL_TARGETS:
+  if real_targets(config) not in REAL_TARGETS:
     raise ValueError(f"distill.real_targets must be one of {REAL_TARGETS}, got "
-                     f"{config.distill.real_targets!r}")
+                     f"{real_targets(config)!r}")
   if domain == "subimages":
     if f <= 1:
       raise ValueError("distill.domain='subimages' needs a stage 1 that down-sampled "
@@ -76,12 +76,17 @@ def distill_domain(config) -> str:
   return config.distill.get("domain", "full")
 
 
+def real_targets(config) -> str:
+  """The stage-2 config's `distill.real_targets` ('fresh' for configs that predate it:
+  they were trained that way)."""
+  return config.distill.get("real_targets", "fresh")
+
+
 def fixed_pairs(config, s1_config) -> bool:
   """Whether the real pairs are made once up front: always for real noise; for
   synthetic noise when `distill.real_targets='fixed'` (one noise draw per image, as a
   user's fixed noisy set is), so no step runs the stage-1 teacher."""
-  return (noise.from_config(s1_config.noise) is None
-          or config.distill.get("real_targets", "fresh") == "fixed")
+  return noise.from_config(s1_config.noise) is None or real_targets(config) == "fixed"
 
 
 def fixed_noisy_images(images, s1_config, seed: int):

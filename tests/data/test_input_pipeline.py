@@ -25,7 +25,8 @@ def test_batches_are_deterministic_and_resume_exactly():
   for b in later:
     np.testing.assert_array_equal(next(again)["image"], b["image"])
   assert first[0]["image"].shape == (4, 16, 16, 1)
-  other = next(input_pipeline.train_iterator(input_pipeline.train_dataset(images, 16, 4, seed=4), 1))
+  other = next(input_pipeline.train_iterator(
+      input_pipeline.train_dataset(images, 16, 4, seed=4), 1))
   assert not np.array_equal(other["image"], first[0]["image"])
 
 

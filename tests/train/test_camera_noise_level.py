@@ -34,7 +34,8 @@ def test_per_photo_noise_levels_order_correctly_and_match_the_truth():
   model = stage1.build_model(config, len(noisy))
   state = stage1.create_state(config, model, len(noisy))
   images, ids = realworld.split_images(noisy, rw, True)
-  it = input_pipeline.train_iterator(input_pipeline.train_dataset(images, 16, 8, 0, image_ids=ids), 1)
+  it = input_pipeline.train_iterator(
+      input_pipeline.train_dataset(images, 16, 8, 0, image_ids=ids), 1)
   step = stage1.make_train_step(config, model)
   for _ in range(STEPS):
     state, _ = step(state, next(it))

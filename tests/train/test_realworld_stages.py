@@ -36,7 +36,8 @@ def _train_on_noisy(noisy, f, steps):
   model = stage1.build_model(c, len(noisy))
   state = stage1.create_state(c, model, len(noisy))
   images, ids = realworld.split_images(noisy, rw, False) if f > 1 else (noisy, None)
-  it = input_pipeline.train_iterator(input_pipeline.train_dataset(images, 24, 4, 0, image_ids=ids), 1)
+  it = input_pipeline.train_iterator(
+      input_pipeline.train_dataset(images, 24, 4, 0, image_ids=ids), 1)
   step = stage1.make_train_step(c, model)
   for _ in range(steps):
     state, _ = step(state, next(it))
