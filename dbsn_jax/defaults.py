@@ -157,6 +157,7 @@ def stage2() -> ml_collections.ConfigDict:
   c.optim.b2 = 0.999
   c.optim.milestones = (0.5, 0.75)
   c.optim.decay = 0.1
+  c.optim.ema_decay = 0.0              # > 0: evaluate and export an EMA of the weights.
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 100_000

@@ -24,6 +24,7 @@ import numpy as np
 from dbsn_jax import dihedral, predict, realworld
 from dbsn_jax.models import DnCNN, MWCNN
 from dbsn_jax.train import checkpoints, stage1, stage2
+from dbsn_jax.train import state as state_lib
 
 # Per-axis bucket sides: 2^k and 3 * 2^(k-1), so padding wastes at most 50 % per axis.
 BUCKETS = tuple(sorted({s for k in range(4, 15) for s in (2**k, 3 * 2**(k - 1))}))
@@ -299,7 +300,8 @@ def from_workdir(workdir: str, **kw) -> Denoiser:
   if saved.get("stage") == "stage2":
     config, model, state = stage2.load(workdir)
     return stage2_denoiser(config, model,
-                           {"params": state.params, "batch_stats": state.batch_stats}, **kw)
+                           {"params": state_lib.eval_params(state),
+                            "batch_stats": state.batch_stats}, **kw)
   raise ValueError(f"{workdir} holds neither a stage-1 nor a stage-2 checkpoint")
 
 

@@ -70,13 +70,15 @@ class Writer:
 
 
 def identity(config) -> Dict:
-  """The config fields a resumed run must share with the checkpoint it resumes.
+  """The config fields (a ConfigDict or a saved dict) that a resumed run must share with
+  the checkpoint it resumes, and whether the state keeps an EMA of its weights.
 
   Not the compute dtype: parameters are fp32 either way (older configs kept it as
   model.dtype / denoiser.dtype).
   """
-  d = config.to_dict()
+  d = config if isinstance(config, dict) else config.to_dict()
   out = {k: d.get(k) for k in ("stage", "channels", "model", "noise_model", "denoiser")}
+  out["ema"] = bool((d.get("optim") or {}).get("ema_decay", 0))
   return {k: ({f: w for f, w in v.items() if f != "dtype"} if isinstance(v, dict) else v)
           for k, v in out.items()}
 
@@ -105,7 +107,7 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
     # Compare configs first, so a different architecture gets a message naming it.
     saved = checkpoints.read_config(workdir)
     want = identity(config)
-    got = {k: saved.get(k) for k in want}
+    got = identity(saved)
     if _jsonable(got) != _jsonable(want):
       diff = [k for k in want if _jsonable(got[k]) != _jsonable(want[k])]
       raise ValueError(f"workdir {workdir} holds a run with different {', '.join(diff)}; "
