@@ -223,9 +223,8 @@ def create_state(config, model):
   p = config.data.patch_size
   variables = jax.jit(model.init)(k_init, jnp.zeros((1, p, p, config.channels)))
   tx = state_lib.make_optimizer(config.optim, config.train.num_steps)
-  state = state_lib.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
-                                      key=k_noise, batch_stats=variables.get("batch_stats", {}))
-  return state_lib.with_ema(state, config.optim.get("ema_decay", 0.0))
+  return state_lib.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                                     key=k_noise, batch_stats=variables.get("batch_stats", {}))
 
 
 def make_stage2_fn(model, config=None):
@@ -249,7 +248,7 @@ def evaluate(model, state, data, denoise=None) -> Dict[str, float]:
   (`psnr_stage2_raw`), so the average's gain shows."""
   denoise = denoise or make_stage2_fn(model)
   weights = {"stage2": state_lib.eval_params(state)}
-  if state.ema_params is not None:
+  if state_lib.ema_params(state) is not None:
     weights["stage2_raw"] = state.params
 
   def predict(i, y):

@@ -1,6 +1,6 @@
 """The training state pytree and the optimizer built from a config."""
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import jax
@@ -13,29 +13,9 @@ class TrainState(train_state.TrainState):
   """Step, parameters, optimizer state, and the PRNG key of the noise draws.
 
   `batch_stats` holds BatchNorm statistics (empty for models without BatchNorm).
-  `ema_params` is an exponential moving average of `params` (None when `ema_decay`
-  is 0), the weights that evaluation and export use.
   """
   key: jax.Array
   batch_stats: Any = flax.struct.field(default_factory=dict)
-  ema_params: Any = None
-  ema_decay: float = flax.struct.field(pytree_node=False, default=0.0)
-
-
-def with_ema(state: TrainState, decay: float) -> TrainState:
-  """`state` that keeps an EMA of its parameters with `decay` in [0, 1) (0: none)."""
-  if not 0 <= decay < 1:
-    raise ValueError(f"optim.ema_decay must be in [0, 1) (0 turns the average off), got {decay}")
-  if not decay:
-    return state
-  # A copy, not the same buffers: the train step donates the state, and one buffer
-  # cannot be donated twice.
-  return state.replace(ema_params=jax.tree.map(jnp.copy, state.params), ema_decay=float(decay))
-
-
-def eval_params(state: TrainState):
-  """The parameters to evaluate and export: the EMA where the state keeps one."""
-  return state.params if state.ema_params is None else state.ema_params
 
 
 def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
@@ -57,10 +37,57 @@ def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
   return optax.piecewise_constant_schedule(optim_cfg.lr, bounds)
 
 
+class ParamsEMAState(NamedTuple):
+  """The number of updates so far and the moving average of the parameters."""
+  count: jax.Array
+  ema: Any
+
+
+def params_ema(decay: float) -> optax.GradientTransformation:
+  """Passes updates through and keeps, in its state, an EMA of the updated parameters.
+
+  Warm-up as TF's ExponentialMovingAverage(num_updates): the decay is
+  min(decay, (1 + t) / (10 + t)) at update t, so the average soon forgets the random
+  initialisation. Living in the optimizer state, it is checkpointed, guarded against
+  non-finite steps and replicated like the Adam moments.
+  """
+  def init(params):
+    # A copy, not the same buffers: the train step donates the state, and one buffer
+    # cannot be donated twice.
+    return ParamsEMAState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.copy, params))
+
+  def update(updates, state, params):
+    t = state.count.astype(jnp.float32)
+    d = jnp.minimum(decay, (1 + t) / (10 + t))
+    new = optax.apply_updates(params, updates)
+    ema = jax.tree.map(lambda e, p: d * e + (1 - d) * p, state.ema, new)
+    return updates, ParamsEMAState(state.count + 1, ema)
+  return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(optim_cfg, num_steps: int) -> optax.GradientTransformation:
-  """Adam (b1, b2) with the piecewise-constant schedule."""
-  return optax.adam(learning_rate_schedule(optim_cfg, num_steps),
+  """Adam (b1, b2) with the piecewise-constant schedule, and an EMA of the weights when
+  `optim_cfg.ema_decay` > 0."""
+  adam = optax.adam(learning_rate_schedule(optim_cfg, num_steps),
                     b1=optim_cfg.b1, b2=optim_cfg.b2)
+  decay = optim_cfg.get("ema_decay", 0.0)
+  if not 0 <= decay < 1:
+    raise ValueError(f"optim.ema_decay must be in [0, 1) (0 turns the average off), got {decay}")
+  return optax.chain(adam, params_ema(decay)) if decay else adam
+
+
+def ema_params(state: TrainState):
+  """The moving average of the parameters, or None where the optimizer keeps none."""
+  found = [s for s in jax.tree.leaves(state.opt_state,
+                                      is_leaf=lambda s: isinstance(s, ParamsEMAState))
+           if isinstance(s, ParamsEMAState)]
+  return found[0].ema if found else None
+
+
+def eval_params(state: TrainState):
+  """The parameters to evaluate and export: the EMA where the optimizer keeps one."""
+  ema = ema_params(state)
+  return state.params if ema is None else ema
 
 
 def guarded_update(state: TrainState, grads, loss, **extra):
@@ -76,11 +103,4 @@ def guarded_update(state: TrainState, grads, loss, **extra):
   new = new.replace(params=jax.tree.map(keep, new.params, state.params),
                     opt_state=jax.tree.map(keep, new.opt_state, state.opt_state),
                     batch_stats=jax.tree.map(keep, new.batch_stats, state.batch_stats))
-  if state.ema_params is not None:
-    # Warm-up as TF's ExponentialMovingAverage(num_updates): early steps weigh more, so
-    # the average does not remember the random initialisation for 1 / (1 - decay) steps.
-    t = jnp.asarray(state.step, jnp.float32)
-    d = jnp.minimum(state.ema_decay, (1 + t) / (10 + t))
-    ema = jax.tree.map(lambda e, p: d * e + (1 - d) * p, state.ema_params, new.params)
-    new = new.replace(ema_params=jax.tree.map(keep, ema, state.ema_params))
   return new, ok

@@ -153,8 +153,9 @@ def test_ema_weights_are_evaluated_exported_and_resumed(stage1_dirs, tmp_path):
   config = tiny_stage2_config(stage1_dirs["shared"], **{"optim.ema_decay": 0.5})
   out = stage2.train_and_evaluate(config, wd)
   assert {"psnr_stage2", "psnr_stage2_raw"} <= set(out["eval"])
+  from dbsn_jax.train import state as state_lib
   state = out["state"]
-  ema, raw = jax.tree.leaves(state.ema_params), jax.tree.leaves(state.params)
+  ema, raw = jax.tree.leaves(state_lib.ema_params(state)), jax.tree.leaves(state.params)
   assert any(not np.allclose(e, r) for e, r in zip(ema, raw))
   loaded = jax.tree.leaves(inference.from_workdir(wd).params["params"])
   for a, b in zip(loaded, ema):  # The denoiser of a workdir uses the average.
