@@ -247,9 +247,9 @@ def evaluate(model, state, data, denoise=None) -> Dict[str, float]:
   1's eval set: its EMA weights where it keeps them, and then also its raw weights
   (`psnr_stage2_raw`), so the average's gain shows."""
   denoise = denoise or make_stage2_fn(model)
-  weights = {"stage2": state_lib.eval_params(state)}
-  if state_lib.ema_params(state) is not None:
-    weights["stage2_raw"] = state.params
+  ema = state_lib.ema_params(state)
+  weights = ({"stage2": state.params} if ema is None
+             else {"stage2": ema, "stage2_raw": state.params})
 
   def predict(i, y):
     return {k: denoise(w, state.batch_stats, jnp.asarray(y)[None])[0]

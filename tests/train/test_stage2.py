@@ -4,9 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dbsn_jax import defaults
+from dbsn_jax import defaults, inference
 from dbsn_jax.data import mixed, sources
 from dbsn_jax.train import stage1, stage2
+from dbsn_jax.train import state as state_lib
 from tests.conftest import apply_overrides, tiny_stage1_config
 
 
@@ -148,12 +149,10 @@ def test_mwcnn_patch_must_divide_by_eight(stage1_dirs, tmp_path):
 
 
 def test_ema_weights_are_evaluated_exported_and_resumed(stage1_dirs, tmp_path):
-  from dbsn_jax import inference
   wd = str(tmp_path / "ema")
   config = tiny_stage2_config(stage1_dirs["shared"], **{"optim.ema_decay": 0.5})
   out = stage2.train_and_evaluate(config, wd)
   assert {"psnr_stage2", "psnr_stage2_raw"} <= set(out["eval"])
-  from dbsn_jax.train import state as state_lib
   state = out["state"]
   ema, raw = jax.tree.leaves(state_lib.ema_params(state)), jax.tree.leaves(state.params)
   assert any(not np.allclose(e, r) for e, r in zip(ema, raw))

@@ -8,8 +8,8 @@ import pytest
 from dbsn_jax.train import state as state_lib
 
 
-def _state(decay, lr=0.1):
-  optim = ml_collections.ConfigDict({"lr": lr, "b1": 0.9, "b2": 0.999, "milestones": (),
+def _state(decay):
+  optim = ml_collections.ConfigDict({"lr": 0.1, "b1": 0.9, "b2": 0.999, "milestones": (),
                                      "decay": 0.1, "ema_decay": decay})
   params = {"w": jnp.array([1.0, -2.0, 3.0]), "b": jnp.array(0.5)}
   return state_lib.TrainState.create(apply_fn=None, params=params,
