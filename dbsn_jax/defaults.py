@@ -207,15 +207,6 @@ def paper(channels: int, noise_kind: str, noise_model: str, **noise) -> ml_colle
   return workflow(s1, s2)
 
 
-def _cpu_stage2(s2, num_steps: int, checkpoint_every: int, eval_every: int) -> None:
-  """The CPU budgets' stage 2: MWCNN (32, 64, 64), 1 conv per level, 64x64 x 16."""
-  s2.denoiser.widths, s2.denoiser.convs = (32, 64, 64), 1
-  s2.data.patch_size, s2.data.batch_size = 64, 16
-  s2.train.num_steps, s2.train.checkpoint_every = num_steps, checkpoint_every
-  s2.eval.every_steps = eval_every
-  s2.optim.lr, s2.optim.milestones = 1e-3, (0.6, 0.85)
-
-
 def real_photos(noisy: str, eval_clean: str = "", eval_noisy: str = "",
                 clean: str = "shared:CBSD432") -> ml_collections.ConfigDict:
   """A paper-scale pipeline for real sRGB photos (docs/design.md section 8, paper 3.4).
@@ -250,23 +241,3 @@ def real_photos(noisy: str, eval_clean: str = "", eval_noisy: str = "",
   s2.data.patch_size, s2.data.batch_size = 192, 24
   s2.eval.every_steps = 10_000
   return workflow(s1, s2)
-
-
-def real_photos_cpu_budget(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Shrink a `real_photos` pipeline for a 2-core CPU (about 20 + 15 minutes).
-
-  Stage 1: width 32, 2 MDC modules per branch, 48x48 sub-image patches, 1,500 steps.
-  Stage 2: MWCNN widths (32, 64, 64), 1 conv per level; on sub-images 8 128x128 patches
-  a step for 1,250 steps (full size: 16 64x64 patches, 2,500 steps).
-  """
-  s1, s2 = config.stage1, config.stage2
-  s1.model.features, s1.model.blocks = 32, (2, 2)
-  s1.data.patch_size, s1.data.batch_size = 48, 8
-  s1.train.num_steps, s1.train.checkpoint_every = 1500, 500
-  s1.eval.every_steps = 500
-  s1.optim.lr, s1.optim.milestones = 1e-3, (0.6, 0.85)
-  _cpu_stage2(s2, num_steps=2500, checkpoint_every=500, eval_every=1250)
-  if s2.distill.domain == "subimages":  # 128x128 patches (32x32 sub-images), 8 a batch.
-    s2.data.patch_size, s2.data.batch_size = 128, 8
-    s2.train.num_steps = 1250  # The same pixels as 2,500 steps of 16 64x64 patches.
-  return config
