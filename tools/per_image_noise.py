@@ -1,0 +1,86 @@
+"""Per-image learned noise level of a stage-1 run against the truth, on its training images.
+
+  python tools/per_image_noise.py --workdir=runs/color/stage1 [--crop=128] [--json=F]
+
+For a run whose noisy set is synthetic (e.g. `cpu_budget.py:color_range`: every noisy
+image i has its own AWGN sigma_i), each training image gets a fresh noise draw with its
+own level; the learned std of its CNN_est (`known`: the model with its id) and of the
+model picked blind (`picked`: the per-image model of highest likelihood, as for an
+unseen image) are set against the true std. Prints the error overall and by true level
+(0-255 scale).
+"""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from dbsn_jax import noise, predict, realworld
+from dbsn_jax.data import noisy_sets, sources
+from dbsn_jax.train import stage1
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A stage-1 workdir (synthetic noise).")
+_CROP = flags.DEFINE_integer("crop", 128, "Centre crop side per image (0: full images).")
+_SEED = flags.DEFINE_integer("seed", 7, "Noise seed (image i: fold_in(seed, i)).")
+_JSON = flags.DEFINE_string("json", "", "Write the per-image rows here.")
+
+
+def rows_for(config, model, params, images, names, crop: int = 128, seed: int = 7):
+  """Per training image `images[i]` (id i): name, true std, learned std with its own
+  model (`known`) and, for per-image models, with the model picked blind (`picked`)."""
+  add = noise.from_config(config.noise)
+  if add is None:
+    raise ValueError("noise.kind='none' (real noise) has no known truth here; use "
+                     "dbsn-eval's noise_std columns on noisy/clean pairs instead")
+  rw = realworld.settings(config)
+  known, blind = predict.make_denoise_fn(model, rw), predict.make_image_denoiser(model, rw)
+  per_image = bool(config.noise_model.per_image)
+  rows = []
+  for i, (img, name) in enumerate(zip(images, names)):
+    x = jnp.asarray(noisy_sets.centre_crop(img, crop) if crop else img)[None]
+    ids = jnp.array([i], jnp.int32)
+    y, cov = add(jax.random.fold_in(jax.random.PRNGKey(seed), i), x, ids)
+    row = {"name": name, "true": float(stage1.rms_std(cov).mean()),
+           "known": float(stage1.rms_std(
+               known(params, y, realworld.model_ids(ids, rw, per_image))["sigma_n"]).mean())}
+    if per_image:
+      row["picked"] = float(stage1.rms_std(blind(params, y)["sigma_n"]).mean())
+    rows.append(row)
+  return rows
+
+
+def table(rows) -> str:
+  """Mean absolute and relative errors, overall and by thirds of the true level."""
+  cols = [k for k in ("known", "picked") if k in rows[0]]
+  true = np.array([r["true"] for r in rows])
+  edges = np.quantile(true, [0, 1 / 3, 2 / 3, 1])
+  lines = ["| images | true std | " + " | ".join(
+      f"{c}: mean abs error / mean rel error" for c in cols) + " |",
+      "|---|---|" + "---|" * len(cols)]
+  bins = [("all", np.ones_like(true, bool))] + [
+      (f"{lo:.1f}-{hi:.1f}", (true >= lo) & (true <= hi)) for lo, hi in zip(edges, edges[1:])]
+  for label, m in bins:
+    cells = []
+    for c in cols:
+      v = np.array([r[c] for r in rows])[m]
+      cells.append(f"{np.mean(np.abs(v - true[m])):.2f} / {np.mean(v / true[m] - 1):+.1%}")
+    lines.append(f"| {label} ({m.sum()}) | {true[m].mean():.2f} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  config, model, params = stage1.load(_WORKDIR.value)
+  train = sources.load(config.data.train, config.channels, config.data.train_start,
+                       config.data.train_stop or None)
+  rows = rows_for(config, model, params, train.images, train.names, _CROP.value, _SEED.value)
+  print(table(rows))
+  if _JSON.value:
+    with open(_JSON.value, "w") as f:
+      json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("workdir")
+  app.run(main)
