@@ -123,6 +123,9 @@ def stage2() -> ml_collections.ConfigDict:
   c.data.clean = "shared:Train400"     # Clean images, disjoint from stage 1's noisy set.
   c.data.clean_start = 200
   c.data.clean_stop = 0
+  # Leave out clean images that contain a noisy training image as a crop, or are one:
+  # the two sets must show different scenes (data/overlap.py).
+  c.data.drop_overlap = True
   # The real noisy images are stage 1's training images (and its noise, if synthetic).
   c.data.patch_size = 160
   c.data.batch_size = 32               # Per device, each with the real_fraction split.

@@ -13,9 +13,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 
 from dbsn_jax import linalg, metrics, noise, predict, prng, realworld, report
-from dbsn_jax.data import mixed, sources
+from dbsn_jax.data import mixed, overlap, sources
 from dbsn_jax.train import checkpoints, loop, parallel, precision, stage1, state as state_lib, \
     workdir_lock
 
@@ -257,6 +258,21 @@ def evaluate(model, state, data, denoise=None) -> Dict[str, float]:
   return metrics.flat_means(metrics.summarize(metrics.score_set(predict, data[0], data[1])))
 
 
+def disjoint_clean(clean: sources.ImageSet, real: sources.ImageSet, config) -> sources.ImageSet:
+  """The clean set without the images that overlap stage 1's noisy ones (logged)."""
+  kept, dropped = overlap.drop_overlap(clean, real)
+  if not kept.images:
+    raise ValueError(f"every clean image of stage2.data.clean={config.data.clean!r} shows a "
+                     "scene of stage 1's noisy training set (a crop of one, or the same image); "
+                     "unpaired learning needs different images (or set "
+                     "stage2.data.drop_overlap=False)")
+  if dropped:
+    logging.warning("stage2.data.clean: left out %d of %d images that contain a stage-1 "
+                    "noisy image as a crop or are one: %s", len(dropped), len(clean),
+                    ", ".join(dropped[:8]) + (" ..." if len(dropped) > 8 else ""))
+  return kept
+
+
 def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   """Distil the stage-1 run in config.stage1_workdir into a denoiser in `workdir`."""
   with workdir_lock.for_run(workdir):  # Two runs on one workdir would wreck both.
@@ -277,6 +293,8 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
                       s1_config.data.train_stop or None)
   clean = sources.load(config.data.clean, config.channels, config.data.clean_start,
                        config.data.clean_stop or None)
+  if config.data.drop_overlap:
+    clean = disjoint_clean(clean, real, config)
   num_images = len(real)
   model = build_denoiser(config)
   state = create_state(config, model)

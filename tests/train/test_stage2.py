@@ -163,3 +163,15 @@ def test_ema_weights_are_evaluated_exported_and_resumed(stage1_dirs, tmp_path):
   with pytest.raises(ValueError, match="different ema"):
     stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"], **{
         "train.num_steps": 6}), wd)
+
+
+def test_clean_set_equal_to_the_noisy_set_is_refused_by_name(stage1_dirs, tmp_path):
+  """Unpaired learning: the clean images must not be stage 1's noisy ones."""
+  saved = stage1.load(stage1_dirs["shared"])[0]
+  config = tiny_stage2_config(stage1_dirs["shared"], **{"data.clean": saved.data.train})
+  with pytest.raises(ValueError, match=r"every clean image of stage2.data.clean="
+                                       r"'sample:astronaut,coins,brick' shows a scene"):
+    stage2.train_and_evaluate(config, str(tmp_path / "s2"))
+  kept = stage2.disjoint_clean(sources.load("sample:coins,camera", 1),
+                               sources.load(saved.data.train, 1), config)
+  assert kept.names == ["camera"]
