@@ -55,7 +55,11 @@ def crop_sources(crops: Sequence[np.ndarray],
                  photos: Sequence[np.ndarray]) -> Dict[int, Tuple[int, int, int]]:
   """`{i: (j, top, left)}` for every crop `crops[i]` found in photo `photos[j]` (all
   pixels within 2/255 of the mean over channels); images `(H, W, C)` in [0, 1]."""
-  crop_levels = [_levels(c) for c in crops]
+  return _find([_levels(c) for c in crops], [_levels(p) for p in photos])
+
+
+def _find(crop_levels: List[np.ndarray], photo_levels: List[np.ndarray]):
+  """`crop_sources` on images already turned into `_levels`."""
   by_key: Dict[int, list] = {}
   for i, lv in enumerate(crop_levels):
     a = _anchor(lv)
@@ -65,8 +69,7 @@ def crop_sources(crops: Sequence[np.ndarray],
   if not by_key:
     return found
   keys = np.array(sorted(by_key), np.int64)
-  for j, photo in enumerate(photos):
-    lv = _levels(photo)
+  for j, lv in enumerate(photo_levels):
     if min(lv.shape) < 3:
       continue
     win = _window_keys(lv // _BIN)
@@ -85,8 +88,10 @@ def crop_sources(crops: Sequence[np.ndarray],
 def drop_overlap(clean: ImageSet, noisy: ImageSet) -> Tuple[ImageSet, List[str]]:
   """`clean` without every image that contains one of `noisy` as a crop or is a crop of
   one (the same image included), and the names dropped."""
-  inside = {j for j, _, _ in crop_sources(noisy.images, clean.images).values()}
-  inside |= set(crop_sources(clean.images, noisy.images))
+  clean_levels = [_levels(c) for c in clean.images]  # Once, for both directions.
+  noisy_levels = [_levels(n) for n in noisy.images]
+  inside = {j for j, _, _ in _find(noisy_levels, clean_levels).values()}
+  inside |= set(_find(clean_levels, noisy_levels))
   keep = [j for j in range(len(clean)) if j not in inside]
   return (ImageSet([clean.images[j] for j in keep], [clean.names[j] for j in keep]),
           [clean.names[j] for j in sorted(inside)])
