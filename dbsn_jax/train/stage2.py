@@ -54,6 +54,9 @@ def validate(config, s1_config) -> None:
     raise ValueError(f"distill.domain must be one of {DOMAINS}, got {domain!r}")
   if weighting not in WEIGHTINGS:
     raise ValueError(f"distill.weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+  if noise_levels(config) not in NOISE_LEVELS:
+    raise ValueError(f"distill.noise_levels must be one of {NOISE_LEVELS}, got "
+                     f"{noise_levels(config)!r}")
   if real_targets(config) not in REAL_TARGETS:
     raise ValueError(f"distill.real_targets must be one of {REAL_TARGETS}, got "
                      f"{real_targets(config)!r}")
@@ -70,6 +73,7 @@ def validate(config, s1_config) -> None:
 DOMAINS = ("full", "subimages")
 WEIGHTINGS = ("pixels", "means")
 REAL_TARGETS = ("fixed", "fresh")
+NOISE_LEVELS = ("own_image", "patch")
 
 
 def distill_domain(config) -> str:
@@ -81,6 +85,19 @@ def real_targets(config) -> str:
   """The stage-2 config's `distill.real_targets` ('fresh' for configs that predate it:
   they were trained that way)."""
   return config.distill.get("real_targets", "fresh")
+
+
+def noise_levels(config) -> str:
+  """The stage-2 config's `distill.noise_levels` ('patch' for configs that predate it)."""
+  return config.distill.get("noise_levels", "patch")
+
+
+def uses_own_levels(config, s1_config) -> bool:
+  """Whether synthesis uses each noise model's level on its own training image: asked
+  for, and CNN_est averages over the image (a per-pixel model's level is a function of
+  the intensity, which the clean patch supplies)."""
+  return noise_levels(config) == "own_image" and s1_config.noise_model.mode in (
+      "awgn", "multivariate")
 
 
 def fixed_pairs(config, s1_config) -> bool:
@@ -102,51 +119,73 @@ def fixed_noisy_images(images, s1_config, seed: int):
 
 
 def synthesize(key, x, s1_model, s1_params, num_models, scale_range,
-               rw: realworld.Settings = realworld.Settings()):
-  """y~ = x + s L(x) z with the learned noise model; returns (y~, Sigma_n).
+               rw: realworld.Settings = realworld.Settings(), levels=None):
+  """y~ = x + s L z with the learned noise model; returns (y~, Sigma_n).
 
-  `num_models` per-image models (0: one shared) are drawn at random per patch. With
-  stage-1 down-sampling by f, each of the patch's f^2 sub-images gets the noise model
-  of its Bayer group, exactly as stage 1 learned them (patch sides multiples of f).
+  `levels (N, f, f, C, C)`, if given (see `stage1_on_images`): each patch draws one of the N
+  training images and takes the covariance its noise models have on it, tiled with
+  period f (one per sub-image phase). Otherwise CNN_est runs on the clean patch: one of
+  `num_models` per-image models (0: one shared) drawn per patch; with stage-1
+  down-sampling by f, each of the patch's f^2 sub-images gets the noise model of its
+  Bayer group, exactly as stage 1 learned them (patch sides multiples of f).
   """
   k_id, k_s, k_z = jax.random.split(key, 3)
-  b = x.shape[0]
-  ids = jax.random.randint(k_id, (b,), 0, max(num_models, 1))
-  noise_params = {"params": s1_params["noise_model"]}
-  est = lambda v, i: s1_model.noise_model.apply(noise_params, v, i)  # noqa: E731
-  if rw.downsample > 1:
-    f = rw.downsample
-    sub_ids = realworld.model_ids(ids, rw, per_image=num_models > 0)
-    cov = realworld.shuffle(est(realworld.unshuffle(x, f), sub_ids), f)
+  b, h, w, _ = x.shape
+  if levels is not None:
+    f = levels.shape[1]
+    pick = levels[jax.random.randint(k_id, (b,), 0, levels.shape[0])]
+    cov = jnp.tile(pick, (1, h // f, w // f, 1, 1))
   else:
-    cov = est(x, ids)
+    ids = jax.random.randint(k_id, (b,), 0, max(num_models, 1))
+    noise_params = {"params": s1_params["noise_model"]}
+    est = lambda v, i: s1_model.noise_model.apply(noise_params, v, i)  # noqa: E731
+    if rw.downsample > 1:
+      f = rw.downsample
+      sub_ids = realworld.model_ids(ids, rw, per_image=num_models > 0)
+      cov = realworld.shuffle(est(realworld.unshuffle(x, f), sub_ids), f)
+    else:
+      cov = est(x, ids)
   chol = linalg.cholesky(cov + 1e-12 * jnp.eye(x.shape[-1]))
   s = jax.random.uniform(k_s, (b, 1, 1, 1), minval=scale_range[0], maxval=scale_range[1])
   z = prng.normal(k_z, x.shape)
   return x + s * jnp.einsum("bhwij,bhwj->bhwi", chol, z), cov
 
 
-def stage1_target_fn(s1_config, s1_model, filtered: bool = True):
-  """`(s1_params, y (B, H, W, C), image_ids (B,)) -> x_hat`: stage 1's final estimate
-  (Bayes, or guided-filtered with down-sampling if `filtered`) for training images of
-  known id. A network that is guided-filtered itself learns the unfiltered one."""
+def stage1_target_fn(s1_config, s1_model, filtered: bool = True, with_sigma_n: bool = False):
+  """`(s1_params, y (B, H, W, C), image_ids (B,)) -> x_hat` (and Sigma_n if
+  `with_sigma_n`): stage 1's final estimate (Bayes, or guided-filtered with
+  down-sampling if `filtered`) for training images of known id. A network that is
+  guided-filtered itself learns the unfiltered one."""
   rw = realworld.settings(s1_config)
   denoise = predict.make_denoise_fn(s1_model, rw)
   per_image = bool(s1_config.noise_model.per_image)
 
   def target(s1p, y, image_ids):
     out = denoise(s1p, y, realworld.model_ids(image_ids, rw, per_image))
-    return out["filtered"] if rw.guided_filter and filtered else out["bayes"]
+    x_hat = out["filtered"] if rw.guided_filter and filtered else out["bayes"]
+    return (x_hat, out["sigma_n"]) if with_sigma_n else x_hat
   return target
 
 
 def real_pairs(images, s1_config, s1_model, s1_params, filtered: bool = True):
   """Real noisy images -> `(H, W, 2C)` arrays: the image beside its stage-1 target, so
   one random crop / flip cuts both. Computed once on whole images: no border effects."""
-  target = jax.jit(stage1_target_fn(s1_config, s1_model, filtered))
-  return [np.concatenate([im, np.asarray(target(s1_params, jnp.asarray(im)[None],
-                                                 jnp.array([i], jnp.int32))[0])], -1)
-          for i, im in enumerate(images)]
+  return stage1_on_images(images, s1_config, s1_model, s1_params, filtered)[0]
+
+
+def stage1_on_images(images, s1_config, s1_model, s1_params, filtered: bool = True):
+  """Stage 1 once on each whole noisy training image -> (pairs, levels): `real_pairs`'
+  list, and `(N, f, f, C, C)`, the covariance image i's own noise model(s) give on it,
+  one per sub-image phase with down-sampling by f (f = 1 otherwise): its level, for
+  CNN_est modes averaged over the (sub-)image."""
+  f = max(realworld.settings(s1_config).downsample, 1)
+  run = jax.jit(stage1_target_fn(s1_config, s1_model, filtered, with_sigma_n=True))
+  pairs, levels = [], []
+  for i, im in enumerate(images):
+    target, sigma_n = run(s1_params, jnp.asarray(im)[None], jnp.array([i], jnp.int32))
+    pairs.append(np.concatenate([im, np.asarray(target[0])], -1))
+    levels.append(np.asarray(sigma_n[0, :f, :f]))
+  return pairs, np.stack(levels)
 
 
 def distill_loss(pred_syn, x, pred_real, x_hat, lam, weighting: str = "pixels"):
@@ -159,8 +198,9 @@ def distill_loss(pred_syn, x, pred_real, x_hat, lam, weighting: str = "pixels"):
   return (jnp.sum(syn) + lam * jnp.sum(real)) / (syn.size + real.size)
 
 
-def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
-  """Jitted `train_step(state, batch) -> (state, metrics)` with stage 1 frozen.
+def make_train_step(config, model, s1_config, s1_model, s1_params, num_images, levels=None):
+  """Jitted `train_step(state, batch) -> (state, metrics)` with stage 1 frozen;
+  `levels` as `synthesize` takes them (None: CNN_est on the clean patch).
 
   The denoiser computes in `config.compute_dtype` (see `precision`); the stage-1
   teacher, the noise synthesis and the loss in fp32.
@@ -185,7 +225,7 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images):
     key = jax.random.fold_in(state.key, state.step)
     k_syn, k_real = jax.random.split(key)
     x = jnp.asarray(batch["clean"], jnp.float32)
-    y_syn, _ = synthesize(k_syn, x, s1_model, s1p, num_models, scale_range, rw)
+    y_syn, _ = synthesize(k_syn, x, s1_model, s1p, num_models, scale_range, rw, levels)
     real = jnp.asarray(batch["real"], jnp.float32)
     ids = jnp.asarray(batch["real_id"], jnp.int32)
     c = x.shape[-1]
@@ -301,17 +341,27 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   # One element per device (each with the same clean/real split), stacked into this
   # process's local batches in global order (see parallel).
   real_images, margin = real.images, config.data.target_margin
-  if fixed_pairs(config, s1_config):  # Targets made once, on whole images.
+  fixed, levels = fixed_pairs(config, s1_config), None
+  if fixed or uses_own_levels(config, s1_config):  # Made once, on whole images.
     noisy = fixed_noisy_images(real.images, s1_config, config.seed)
-    real_images, margin = real_pairs(noisy, s1_config, s1_model,
-                                     parallel.local_copy(s1_params), filtered=not sub), 0
+    pairs, levels = stage1_on_images(noisy, s1_config, s1_model,
+                                     parallel.local_copy(s1_params), filtered=not sub)
+    if fixed:
+      real_images, margin = pairs, 0
+    if uses_own_levels(config, s1_config):
+      std = np.sqrt(np.diagonal(levels, axis1=-2, axis2=-1)) * 255
+      logging.info("stage 2 synthesises each noise model's level on its own image: std "
+                   "min %.2f median %.2f max %.2f (/255)", std.min(), np.median(std), std.max())
+    else:
+      levels = None
   ds = parallel.stack_devices(mixed.mixed_dataset(
       clean.images, real_images, config.data.patch_size, margin,
       config.data.batch_size, config.data.real_fraction, config.seed, config.data.augment))
   data = stage1.eval_set(s1_config) if s1_config.eval.source else None
   denoise = make_stage2_fn(model, config)
   evaluate_fn = (lambda st, step: evaluate(model, st, data, denoise)) if data else None
-  step = make_train_step(config, model, s1_config, s1_model, s1_params, num_images)
+  step = make_train_step(config, model, s1_config, s1_model, s1_params, num_images,
+                         None if levels is None else jnp.asarray(levels))
 
   def tb_images(st):
     """The dbsn-eval grid of the first eval image (noisy, stage 2, clean), process 0."""

@@ -84,6 +84,29 @@ def test_synthesised_noise_follows_each_bayer_groups_model():
       np.testing.assert_allclose(np.asarray(cov)[:, a::4, c::4, 0, 0], stds[g] ** 2, rtol=1e-4)
 
 
+def test_own_image_levels_tile_with_the_down_sampling_period():
+  rng = np.random.default_rng(0)
+  a = rng.standard_normal((3, 2, 2, 3, 3)) * 0.05
+  levels = jnp.asarray(a @ np.swapaxes(a, -1, -2) + 1e-4 * np.eye(3), jnp.float32)
+  x = jnp.asarray(rng.random((64, 8, 12, 3)), jnp.float32)
+  y, cov = stage2.synthesize(jax.random.PRNGKey(0), x, None, None, 0, (1.0, 1.0),
+                             realworld.Settings(downsample=2), levels)
+  cov, r = np.asarray(cov), np.asarray(y - x)
+  picks = [int(np.argmin([np.abs(cov[b, 0, 0] - lv[0, 0]).max() for lv in levels]))
+           for b in range(64)]
+  assert len(set(picks)) == 3  # Each patch drew one training image's levels.
+  for b, i in enumerate(picks):
+    for p in range(2):
+      for q in range(2):
+        np.testing.assert_array_equal(cov[b, p::2, q::2], np.broadcast_to(
+            levels[i, p, q], cov[b, p::2, q::2].shape))
+  for p in range(2):  # The noise has each phase's covariance (pooled over patches).
+    for q in range(2):
+      sel = np.array(picks) == 0
+      res = r[sel, p::2, q::2].reshape(-1, 3)
+      np.testing.assert_allclose(res.T @ res / len(res), levels[0, p, q], atol=2e-3)
+
+
 def _photos(folder, names, size, seed):
   """Small smooth noisy RGB 'photos' as PNG files; returns the folder spec."""
   os.makedirs(folder, exist_ok=True)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dbsn_jax import defaults, inference
+from dbsn_jax import defaults, inference, realworld
 from dbsn_jax.data import mixed, sources
 from dbsn_jax.train import stage1, stage2
 from dbsn_jax.train import state as state_lib
@@ -61,6 +61,36 @@ def test_synthesised_noise_has_the_learned_variance(stage1_dirs, kind):
                              np.mean(cov[..., 0, 0]) * (1 + 0.04 / 12), rtol=0.05)
   if num:
     assert emp.max() > 1.2 * emp.min()  # Different images' models were drawn.
+
+
+def test_awgn_models_synthesise_their_own_image_level_whatever_the_patch(stage1_dirs):
+  s1_config, _, params = stage1.load(stage1_dirs["per_image"])
+  s1_config.noise_model.mode = "awgn"  # Same parameter shapes as the fixture's hetero.
+  clean = sources.load(s1_config.data.train, 1, s1_config.data.train_start, None).images
+  model = stage1.build_model(s1_config, len(clean))
+  params = _perturbed(params, seed=3)
+  noisy = stage2.fixed_noisy_images(clean, s1_config, seed=0)
+  _, levels = stage2.stage1_on_images(noisy, s1_config, model, params)
+  assert levels.shape == (len(clean), 1, 1, 1, 1)
+  denoise = stage1.make_denoise_fn(model, realworld.settings(s1_config))
+  for i, y in enumerate(noisy):  # Level i: model i's Sigma_n on its own image.
+    want = denoise(params, jnp.asarray(y)[None], jnp.array([i], jnp.int32))["sigma_n"]
+    np.testing.assert_allclose(levels[i, 0, 0], want[0, 0, 0], rtol=1e-5)
+  dark, bright = jnp.full((16, 24, 24, 1), 0.05), jnp.full((16, 24, 24, 1), 0.95)
+  key, num = jax.random.PRNGKey(4), len(clean)
+  own = [stage2.synthesize(key, x, model, params, num, (1.0, 1.0), levels=jnp.asarray(levels))[1]
+         for x in (dark, bright)]
+  np.testing.assert_array_equal(own[0], own[1])  # Content-independent ...
+  assert {float(v) for v in own[0][:, 0, 0, 0, 0]} <= {float(v) for v in levels.ravel()}
+  patch = [stage2.synthesize(key, x, model, params, num, (1.0, 1.0))[1] for x in (dark, bright)]
+  assert not np.allclose(patch[0], patch[1], rtol=0.05)  # ... as CNN_est on a patch is not.
+  config = tiny_stage2_config(stage1_dirs["per_image"])
+  assert stage2.uses_own_levels(config, s1_config)  # The default for averaged modes.
+  config.distill.noise_levels = "patch"
+  assert not stage2.uses_own_levels(config, s1_config)
+  config.distill.noise_levels = "own"
+  with pytest.raises(ValueError, match="distill.noise_levels must be one of"):
+    stage2.validate(config, s1_config)
 
 
 def test_distillation_loss_matches_numpy():
