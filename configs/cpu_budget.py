@@ -22,6 +22,9 @@ def get_config(kind="gray"):
   elif kind == "color_range":
     config = defaults.paper(3, "awgn_per_image", "awgn", sigma_range=(5.0, 50.0))
     config.stage1.noise_model.per_image = True
+    # Stage 2 synthesises each noisy image's level as a PCA estimate on that image finds
+    # it, not as its CNN_est learned it at this budget (docs/noise_level.md).
+    config.stage2.distill.noise_levels = "estimated"
   else:
     raise ValueError("cpu_budget config string must be gray, hetero, color or color_range, "
                      f"got {kind!r}")

@@ -152,9 +152,11 @@ def stage2() -> ml_collections.ConfigDict:
   c.distill.real_targets = "fixed"
   # Where the synthetic pairs' noise level comes from, for CNN_est modes averaged over
   # the image (awgn, multivariate): 'own_image' draws a training image and uses the
-  # covariance its noise model has on that image, as stage 1 learned it; 'patch' runs
-  # CNN_est on the clean patch, whose content then moves the level (a per-image model
-  # has only ever seen its own image). Per-pixel modes (hetero*) always use the patch.
+  # covariance its noise model has on that image, as stage 1 learned it; 'estimated'
+  # the white-noise covariance a classical PCA estimate finds in that noisy image
+  # (noise_estimate.py); 'patch' runs CNN_est on the clean patch, whose content then
+  # moves the level (a per-image model has only ever seen its own image). Per-pixel
+  # modes (hetero*) always use the patch.
   c.distill.noise_levels = "own_image"
 
   c.eval = ml_collections.ConfigDict()  # The images and noise come from stage 1's eval.

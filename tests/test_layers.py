@@ -13,7 +13,7 @@ PACKAGE = os.path.join(REPO, "dbsn_jax")
 # Module-name prefixes by layer, lowest first; the most specific prefix wins.
 LAYERS = (
     ("core", ("dbsn_jax.prng", "dbsn_jax.dihedral", "dbsn_jax.linalg", "dbsn_jax.losses",
-              "dbsn_jax.noise", "dbsn_jax.metrics", "dbsn_jax.realworld",
+              "dbsn_jax.noise", "dbsn_jax.noise_estimate", "dbsn_jax.metrics", "dbsn_jax.realworld",
               "dbsn_jax.defaults", "dbsn_jax.models")),
     ("data", ("dbsn_jax.data",)),
     ("predict", ("dbsn_jax.predict",)),

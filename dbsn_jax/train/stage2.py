@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from dbsn_jax import linalg, metrics, noise, predict, prng, realworld, report
+from dbsn_jax import linalg, metrics, noise, noise_estimate, predict, prng, realworld, report
 from dbsn_jax.data import mixed, overlap, sources
 from dbsn_jax.train import checkpoints, loop, parallel, precision, stage1, state as state_lib, \
     workdir_lock
@@ -73,7 +73,7 @@ def validate(config, s1_config) -> None:
 DOMAINS = ("full", "subimages")
 WEIGHTINGS = ("pixels", "means")
 REAL_TARGETS = ("fixed", "fresh")
-NOISE_LEVELS = ("own_image", "patch")
+NOISE_LEVELS = ("own_image", "estimated", "patch")
 
 
 def distill_domain(config) -> str:
@@ -92,12 +92,22 @@ def noise_levels(config) -> str:
   return config.distill.get("noise_levels", "patch")
 
 
-def uses_own_levels(config, s1_config) -> bool:
-  """Whether synthesis uses each noise model's level on its own training image: asked
-  for, and CNN_est averages over the image (a per-pixel model's level is a function of
-  the intensity, which the clean patch supplies)."""
-  return noise_levels(config) == "own_image" and s1_config.noise_model.mode in (
-      "awgn", "multivariate")
+def level_source(config, s1_config):
+  """Where the synthetic pairs' noise levels come from: None (CNN_est on the clean
+  patch), 'own_image' or 'estimated' (`distill.noise_levels`). The last two need a CNN_est
+  averaged over the image: a per-pixel model's level is a function of the intensity,
+  which the clean patch supplies."""
+  source = noise_levels(config)
+  if source == "patch" or s1_config.noise_model.mode not in ("awgn", "multivariate"):
+    return None
+  return source
+
+
+def estimated_levels(images, f: int = 1):
+  """Noisy training images `(H, W, C)` -> `(N, f, f, C, C)`: the white-noise covariance
+  `noise_estimate` finds in each (sub-)image, one per phase of down-sampling by f."""
+  return np.stack([[[noise_estimate.white_noise_covariance(np.asarray(im)[a::f, b::f])
+                     for b in range(f)] for a in range(f)] for im in images]).astype(np.float32)
 
 
 def fixed_pairs(config, s1_config) -> bool:
@@ -341,17 +351,21 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   # One element per device (each with the same clean/real split), stacked into this
   # process's local batches in global order (see parallel).
   real_images, margin = real.images, config.data.target_margin
-  fixed, levels = fixed_pairs(config, s1_config), None
-  if fixed or uses_own_levels(config, s1_config):  # Made once, on whole images.
+  fixed, source, levels = fixed_pairs(config, s1_config), level_source(config, s1_config), None
+  if fixed or source:  # Made once, on whole images.
     noisy = fixed_noisy_images(real.images, s1_config, config.seed)
-    pairs, levels = stage1_on_images(noisy, s1_config, s1_model,
-                                     parallel.local_copy(s1_params), filtered=not sub)
-    if fixed:
-      real_images, margin = pairs, 0
-    if uses_own_levels(config, s1_config):
+    if fixed or source == "own_image":
+      pairs, levels = stage1_on_images(noisy, s1_config, s1_model,
+                                       parallel.local_copy(s1_params), filtered=not sub)
+      if fixed:
+        real_images, margin = pairs, 0
+    if source == "estimated":
+      levels = estimated_levels(noisy, max(realworld.settings(s1_config).downsample, 1))
+    if source:
       std = np.sqrt(np.diagonal(levels, axis1=-2, axis2=-1)) * 255
-      logging.info("stage 2 synthesises each noise model's level on its own image: std "
-                   "min %.2f median %.2f max %.2f (/255)", std.min(), np.median(std), std.max())
+      logging.info("stage 2 synthesises noise at each training image's level (%s): std "
+                   "min %.2f median %.2f max %.2f (/255)", source, std.min(), np.median(std),
+                   std.max())
     else:
       levels = None
   ds = parallel.stack_devices(mixed.mixed_dataset(

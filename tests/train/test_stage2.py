@@ -85,9 +85,13 @@ def test_awgn_models_synthesise_their_own_image_level_whatever_the_patch(stage1_
   patch = [stage2.synthesize(key, x, model, params, num, (1.0, 1.0))[1] for x in (dark, bright)]
   assert not np.allclose(patch[0], patch[1], rtol=0.05)  # ... as CNN_est on a patch is not.
   config = tiny_stage2_config(stage1_dirs["per_image"])
-  assert stage2.uses_own_levels(config, s1_config)  # The default for averaged modes.
+  assert stage2.level_source(config, s1_config) == "own_image"  # Default, averaged modes.
   config.distill.noise_levels = "patch"
-  assert not stage2.uses_own_levels(config, s1_config)
+  assert stage2.level_source(config, s1_config) is None
+  config.distill.noise_levels = "estimated"
+  s1_config.noise_model.mode = "hetero"  # Per-pixel levels come from the clean patch.
+  assert stage2.level_source(config, s1_config) is None
+  s1_config.noise_model.mode = "awgn"
   config.distill.noise_levels = "own"
   with pytest.raises(ValueError, match="distill.noise_levels must be one of"):
     stage2.validate(config, s1_config)
