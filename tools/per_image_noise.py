@@ -6,7 +6,9 @@ For a run whose noisy set is synthetic (e.g. `cpu_budget.py:color_range`: every 
 image i has its own AWGN sigma_i), each training image gets a fresh noise draw with its
 own level; the learned std of its CNN_est (`known`: the model with its id) and of the
 model picked blind (`picked`: the per-image model of highest likelihood, as for an
-unseen image) are set against the true std. Prints the error overall and by true level
+unseen image) are set against the true std, beside the classical PCA estimate of the
+same noisy crop (`estimated`, `dbsn_jax.noise_estimate`: what
+`distill.noise_levels='estimated'` synthesises). Prints the error overall and by true level
 (0-255 scale).
 """
 import json
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from dbsn_jax import noise, predict, realworld
+from dbsn_jax import noise, noise_estimate, predict, realworld
 from dbsn_jax.data import noisy_sets, sources
 from dbsn_jax.train import stage1
 
@@ -28,7 +30,8 @@ _JSON = flags.DEFINE_string("json", "", "Write the per-image rows here.")
 
 def rows_for(config, model, params, images, names, crop: int = 128, seed: int = 7):
   """Per training image `images[i]` (id i): name, true std, learned std with its own
-  model (`known`) and, for per-image models, with the model picked blind (`picked`)."""
+  model (`known`), for per-image models with the model picked blind (`picked`), and the
+  PCA estimate (`estimated`)."""
   add = noise.from_config(config.noise)
   if add is None:
     raise ValueError("noise.kind='none' (real noise) has no known truth here; use "
@@ -46,13 +49,15 @@ def rows_for(config, model, params, images, names, crop: int = 128, seed: int = 
                known(params, y, realworld.model_ids(ids, rw, per_image))["sigma_n"]).mean())}
     if per_image:
       row["picked"] = float(stage1.rms_std(blind(params, y)["sigma_n"]).mean())
+    row["estimated"] = float(stage1.rms_std(
+        noise_estimate.white_noise_covariance(np.asarray(y[0]))).mean())
     rows.append(row)
   return rows
 
 
 def table(rows) -> str:
   """Mean absolute and relative errors, overall and by thirds of the true level."""
-  cols = [k for k in ("known", "picked") if k in rows[0]]
+  cols = [k for k in ("known", "picked", "estimated") if k in rows[0]]
   true = np.array([r["true"] for r in rows])
   edges = np.quantile(true, [0, 1 / 3, 2 / 3, 1])
   lines = ["| images | true std | " + " | ".join(

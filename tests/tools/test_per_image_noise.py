@@ -34,6 +34,8 @@ def test_known_models_report_each_images_true_level():
   np.testing.assert_allclose([r["known"] for r in rows], sigmas, rtol=1e-4)
   for r in rows:  # Picked blind, the level is one of the table's models.
     assert np.min(np.abs(r["picked"] / sigmas - 1)) < 1e-4
+  # The PCA estimate of each noisy 48 x 48 crop: near the truth, not a model's output.
+  np.testing.assert_allclose([r["estimated"] for r in rows], sigmas, rtol=0.25)
   text = per_image_noise.table(rows)
   assert text.splitlines()[2].startswith(f"| all ({len(rows)}) |")
   assert text.splitlines()[2].split("|")[3].strip().startswith("0.00 / ")
