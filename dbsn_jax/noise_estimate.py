@@ -47,6 +47,13 @@ def white_noise_variance(y: np.ndarray, patch: int = 7, iterations: int = 5) -> 
   texture = (np.sum(np.square(np.diff(win, axis=1)), (1, 2))
              + np.sum(np.square(np.diff(win, axis=2)), (1, 2)))
   x = win.reshape(len(win), d * d)
+  # Clipped pixels (a saved photo's 0 and 255) carry no noise: leave out their patches.
+  clipped = np.zeros(len(x), bool)
+  for v in (y.min(), y.max()):
+    if np.count_nonzero(y == v) > 8:  # Continuous data hardly repeats its extremes.
+      clipped |= np.any(x == v, axis=1)
+  if np.count_nonzero(~clipped) >= 2 * d * d:
+    x, texture = x[~clipped], texture[~clipped]
   # For noise-only patches the texture is ~ Gamma(d^2 / 2, 2 var tr(D^T D) / d^2):
   # its mean is var tr(D^T D), with tr(D^T D) = 2 * 2 d (d - 1) for the two differences.
   scale = 2 * (4 * d * (d - 1)) / (d * d) * gammaincinv(d * d / 2, _CONFIDENCE)
