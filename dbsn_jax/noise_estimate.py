@@ -7,82 +7,116 @@ no larger than their median leaves the noise's share (Chen, Zhu & Heng, ICCV 201
 Textured images leak into every eigenvalue, so the covariance is taken over the
 weak-texture patches only: those whose gradient energy a noise-only patch of the
 current level would reach with 99 % probability, re-selected as the level settles
-(Liu, Tanaka & Okutomi, IEEE TIP 2013). Used where the noise is white and
-content-independent (AWGN, or the pixel-shuffled sub-images of photos);
-docs/design.md section 7 and docs/noise_level.md.
+(Liu, Tanaka & Okutomi, IEEE TIP 2013). Pure JAX with static shapes, so it runs inside
+the jitted denoisers. Used where the noise is white and content-independent (AWGN);
+docs/design.md sections 4 and 7, docs/noise_level.md.
 """
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaincinv
 
 _MAX_PATCHES = 100_000  # Sampled on a stride: enough for a stable 49 x 49 covariance.
 _CONFIDENCE = 0.99      # Share of noise-only patches the texture threshold keeps.
+_ITERATIONS = 5
 
 
-def _tail_mean(patches) -> float:
-  """Chen et al.'s rule on `(n, d*d)` patches: the mean of the eigenvalues left when the
-  mean no longer exceeds the median."""
-  x = patches - patches.mean(axis=0)
-  lam = np.sort(np.linalg.eigvalsh(x.T @ x / len(x)))[::-1]
-  for i in range(len(lam)):
-    tail = lam[i:]
-    if tail.mean() <= np.median(tail):
-      return float(max(tail.mean(), 0.0))
-  return float(max(lam[-1], 0.0))
-
-
-def white_noise_variance(y: np.ndarray, patch: int = 7, iterations: int = 5) -> float:
-  """`y (H, W)` -> the variance of its white noise (floats, any scale)."""
-  y = np.asarray(y, np.float64)
-  if y.ndim != 2:
-    raise ValueError(f"white_noise_variance takes one (H, W) channel, got shape {y.shape}")
-  h, w = y.shape
+def patch_size(h: int, w: int, patch: int = 7) -> int:
+  """The patch side used for an `h x w` image (smaller for small images); raises if
+  the image is too small to measure."""
   d = patch
-  while d > 3 and (h - d + 1) * (w - d + 1) < 4 * d * d:  # Small images: smaller patches.
+  while d > 3 and (h - d + 1) * (w - d + 1) < 4 * d * d:
     d -= 2
   if min(h, w) < d or (h - d + 1) * (w - d + 1) < 2 * d * d:
     raise ValueError(f"an image of {h}x{w} pixels is too small to estimate its noise level")
-  stride = max(1, int(np.ceil(np.sqrt((h - d + 1) * (w - d + 1) / _MAX_PATCHES))))
-  win = np.lib.stride_tricks.sliding_window_view(y, (d, d))[::stride, ::stride]
-  win = win.reshape(-1, d, d)
-  texture = (np.sum(np.square(np.diff(win, axis=1)), (1, 2))
-             + np.sum(np.square(np.diff(win, axis=2)), (1, 2)))
-  x = win.reshape(len(win), d * d)
-  # Clipped pixels (a saved photo's 0 and 255) carry no noise: leave out their patches.
-  clipped = np.zeros(len(x), bool)
-  for v in (y.min(), y.max()):
-    if np.count_nonzero(y == v) > 8:  # Continuous data hardly repeats its extremes.
-      clipped |= np.any(x == v, axis=1)
-  if np.count_nonzero(~clipped) >= 2 * d * d:
-    x, texture = x[~clipped], texture[~clipped]
-  # For noise-only patches the texture is ~ Gamma(d^2 / 2, 2 var tr(D^T D) / d^2):
-  # its mean is var tr(D^T D), with tr(D^T D) = 2 * 2 d (d - 1) for the two differences.
-  scale = 2 * (4 * d * (d - 1)) / (d * d) * gammaincinv(d * d / 2, _CONFIDENCE)
-  var = _tail_mean(x)
-  for _ in range(iterations):
-    keep = texture < scale * var
-    if keep.sum() < 2 * d * d:
-      break
-    new = _tail_mean(x[keep])
-    if abs(new - var) <= 1e-4 * var:
-      return new
-    var = new
+  return d
+
+
+def _patches(y, d: int):
+  """`(H, W)` -> `(n, d*d)` patches on a stride that keeps n <= _MAX_PATCHES."""
+  h, w = y.shape
+  nh, nw = h - d + 1, w - d + 1
+  s = max(1, int(np.ceil(np.sqrt(nh * nw / _MAX_PATCHES))))
+  rows, cols = -(-nh // s), -(-nw // s)
+  taps = [y[a:a + (rows - 1) * s + 1:s, b:b + (cols - 1) * s + 1:s]
+          for a in range(d) for b in range(d)]
+  return jnp.stack(taps, -1).reshape(rows * cols, d * d)
+
+
+def _tail_mean(x, keep):
+  """Chen et al.'s rule on the kept rows of `x (n, d*d)`: the mean of the eigenvalues
+  left once dropping the largest makes their mean no larger than their median."""
+  wgt = keep.astype(x.dtype)
+  total = jnp.maximum(wgt.sum(), 1.0)
+  centred = x - (wgt @ x) / total
+  cov = (centred * wgt[:, None]).T @ centred / total
+  lam = jnp.sort(jnp.linalg.eigvalsh(cov))[::-1]
+  k = lam.shape[0]
+  length = k - jnp.arange(k)                           # Tail lam[i:] has k - i values.
+  means = jnp.cumsum(lam[::-1])[::-1] / length
+  i = jnp.arange(k)
+  median = 0.5 * (lam[i + (length - 1) // 2] + lam[i + length // 2])
+  ok = means <= median
+  first = jnp.where(ok.any(), jnp.argmax(ok), k - 1)
+  return jnp.maximum(means[first], 0.0)
+
+
+def white_noise_variance(y, valid=None, patch: int = 7):
+  """`y (H, W)` -> the variance of its white noise (a scalar; any value scale).
+
+  `valid (H, W)`, optional: the pixels that belong to the image (inside a padded
+  canvas); patches that reach outside it are left out.
+  """
+  y = jnp.asarray(y, jnp.float32)
+  if y.ndim != 2:
+    raise ValueError(f"white_noise_variance takes one (H, W) channel, got shape {y.shape}")
+  d = patch_size(*y.shape, patch)
+  x = _patches(y, d)
+  keep = jnp.ones(x.shape[0], bool)
+  if valid is not None:
+    keep &= jnp.all(_patches(jnp.asarray(valid, jnp.float32), d) > 0, axis=1)
+  # Clipped pixels (a saved photo's 0 and 255) carry no noise: leave out their patches
+  # when an extreme value repeats, which continuous data hardly does.
+  inside = y if valid is None else jnp.where(jnp.asarray(valid) > 0, y, jnp.nan)
+  for v in (jnp.nanmin(inside), jnp.nanmax(inside)):
+    repeated = jnp.sum(inside == v) > 8
+    keep &= ~(repeated & jnp.any(x == v, axis=1))
+  grid = x.reshape(-1, d, d)
+  texture = (jnp.sum(jnp.square(jnp.diff(grid, axis=1)), (1, 2))
+             + jnp.sum(jnp.square(jnp.diff(grid, axis=2)), (1, 2)))
+  # A noise-only patch's texture is ~ Gamma(d^2 / 2, 2 var tr(D^T D) / d^2), whose mean
+  # is var tr(D^T D), tr(D^T D) = 2 * 2 d (d - 1) for the two difference operators.
+  scale = float(2 * (4 * d * (d - 1)) / (d * d) * gammaincinv(d * d / 2, _CONFIDENCE))
+  var = _tail_mean(x, keep)
+  for _ in range(_ITERATIONS):
+    selected = keep & (texture < scale * var)
+    var = jnp.where(selected.sum() >= 2 * d * d, _tail_mean(x, selected), var)
   return var
 
 
-def white_noise_covariance(y: np.ndarray, patch: int = 7) -> np.ndarray:
+def white_noise_covariance(y, valid=None, patch: int = 7):
   """`y (H, W, C)` -> `(C, C)`: the covariance of white, channel-correlated noise.
 
   Each channel's variance by PCA; each covariance from the variance of a channel sum,
   whose noise is white too: var(n_a + n_b) = var_a + var_b + 2 cov_ab.
   """
-  y = np.asarray(y, np.float64)
+  y = jnp.asarray(y, jnp.float32)
   c = y.shape[-1]
-  var = [white_noise_variance(y[..., a], patch) for a in range(c)]
-  cov = np.diag(var)
+  var = [white_noise_variance(y[..., a], valid, patch) for a in range(c)]
+  cov = jnp.diag(jnp.stack(var))
   for a in range(c):
     for b in range(a + 1, c):
-      s = white_noise_variance(y[..., a] + y[..., b], patch)
-      cov[a, b] = cov[b, a] = 0.5 * (s - var[a] - var[b])
+      s = white_noise_variance(y[..., a] + y[..., b], valid, patch)
+      cov = cov.at[a, b].set(0.5 * (s - var[a] - var[b])).at[b, a].set(0.5 * (s - var[a] - var[b]))
+  if c == 1:
+    return cov
   # The pairwise estimates need not form a PSD matrix: clip its eigenvalues at zero.
-  vals, vecs = np.linalg.eigh(cov)
-  return (vecs * np.maximum(vals, 0.0)) @ vecs.T
+  vals, vecs = jnp.linalg.eigh(cov)
+  return (vecs * jnp.maximum(vals, 0.0)) @ vecs.T
+
+
+def batch_covariance(y, valid=None, patch: int = 7):
+  """`y (B, H, W, C)` (and `valid (B, H, W, 1)`) -> `(B, C, C)`, one per image."""
+  if valid is None:
+    return jax.vmap(lambda v: white_noise_covariance(v, None, patch))(y)
+  return jax.vmap(lambda v, m: white_noise_covariance(v, m[..., 0], patch))(y, valid)
