@@ -7,11 +7,10 @@ no larger than their median leaves the noise's share (Chen, Zhu & Heng, ICCV 201
 Textured images leak into every eigenvalue, so the covariance is taken over the
 weak-texture patches only: those whose gradient energy a noise-only patch of the
 current level would reach with 99 % probability, re-selected as the level settles
-(Liu, Tanaka & Okutomi, IEEE TIP 2013). Pure JAX with static shapes, so it runs inside
-the jitted denoisers. Used where the noise is white and content-independent (AWGN);
+(Liu, Tanaka & Okutomi, IEEE TIP 2013). Pure JAX with static shapes, so it runs under
+`jax.jit`. Used where the noise is white and content-independent (AWGN);
 docs/design.md sections 4 and 7, docs/noise_level.md.
 """
-import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaincinv
@@ -61,25 +60,18 @@ def _tail_mean(x, keep):
   return jnp.maximum(means[first], 0.0)
 
 
-def white_noise_variance(y, valid=None, patch: int = 7):
-  """`y (H, W)` -> the variance of its white noise (a scalar; any value scale).
-
-  `valid (H, W)`, optional: the pixels that belong to the image (inside a padded
-  canvas); patches that reach outside it are left out.
-  """
+def white_noise_variance(y, patch: int = 7):
+  """`y (H, W)` -> the variance of its white noise (a scalar; any value scale)."""
   y = jnp.asarray(y, jnp.float32)
   if y.ndim != 2:
     raise ValueError(f"white_noise_variance takes one (H, W) channel, got shape {y.shape}")
   d = patch_size(*y.shape, patch)
   x = _patches(y, d)
   keep = jnp.ones(x.shape[0], bool)
-  if valid is not None:
-    keep &= jnp.all(_patches(jnp.asarray(valid, jnp.float32), d) > 0, axis=1)
   # Clipped pixels (a saved photo's 0 and 255) carry no noise: leave out their patches
   # when an extreme value repeats, which continuous data hardly does.
-  inside = y if valid is None else jnp.where(jnp.asarray(valid) > 0, y, jnp.nan)
-  for v in (jnp.nanmin(inside), jnp.nanmax(inside)):
-    repeated = jnp.sum(inside == v) > 8
+  for v in (y.min(), y.max()):
+    repeated = jnp.sum(y == v) > 8
     keep &= ~(repeated & jnp.any(x == v, axis=1))
   grid = x.reshape(-1, d, d)
   texture = (jnp.sum(jnp.square(jnp.diff(grid, axis=1)), (1, 2))
@@ -94,7 +86,7 @@ def white_noise_variance(y, valid=None, patch: int = 7):
   return var
 
 
-def white_noise_covariance(y, valid=None, patch: int = 7):
+def white_noise_covariance(y, patch: int = 7):
   """`y (H, W, C)` -> `(C, C)`: the covariance of white, channel-correlated noise.
 
   Each channel's variance by PCA; each covariance from the variance of a channel sum,
@@ -102,21 +94,15 @@ def white_noise_covariance(y, valid=None, patch: int = 7):
   """
   y = jnp.asarray(y, jnp.float32)
   c = y.shape[-1]
-  var = [white_noise_variance(y[..., a], valid, patch) for a in range(c)]
+  var = [white_noise_variance(y[..., a], patch) for a in range(c)]
   cov = jnp.diag(jnp.stack(var))
   for a in range(c):
     for b in range(a + 1, c):
-      s = white_noise_variance(y[..., a] + y[..., b], valid, patch)
-      cov = cov.at[a, b].set(0.5 * (s - var[a] - var[b])).at[b, a].set(0.5 * (s - var[a] - var[b]))
+      s = white_noise_variance(y[..., a] + y[..., b], patch)
+      ab = 0.5 * (s - var[a] - var[b])
+      cov = cov.at[a, b].set(ab).at[b, a].set(ab)
   if c == 1:
     return cov
   # The pairwise estimates need not form a PSD matrix: clip its eigenvalues at zero.
   vals, vecs = jnp.linalg.eigh(cov)
   return (vecs * jnp.maximum(vals, 0.0)) @ vecs.T
-
-
-def batch_covariance(y, valid=None, patch: int = 7):
-  """`y (B, H, W, C)` (and `valid (B, H, W, 1)`) -> `(B, C, C)`, one per image."""
-  if valid is None:
-    return jax.vmap(lambda v: white_noise_covariance(v, None, patch))(y)
-  return jax.vmap(lambda v, m: white_noise_covariance(v, m[..., 0], patch))(y, valid)

@@ -38,6 +38,7 @@ def rows_for(config, model, params, images, names, crop: int = 128, seed: int = 
                      "dbsn-eval's noise_std columns on noisy/clean pairs instead")
   rw = realworld.settings(config)
   known, blind = predict.make_denoise_fn(model, rw), predict.make_image_denoiser(model, rw)
+  estimate = jax.jit(noise_estimate.white_noise_covariance)
   per_image = bool(config.noise_model.per_image)
   rows = []
   for i, (img, name) in enumerate(zip(images, names)):
@@ -49,8 +50,7 @@ def rows_for(config, model, params, images, names, crop: int = 128, seed: int = 
                known(params, y, realworld.model_ids(ids, rw, per_image))["sigma_n"]).mean())}
     if per_image:
       row["picked"] = float(stage1.rms_std(blind(params, y)["sigma_n"]).mean())
-    row["estimated"] = float(stage1.rms_std(
-        noise_estimate.white_noise_covariance(np.asarray(y[0]))).mean())
+    row["estimated"] = float(stage1.rms_std(estimate(y[0])).mean())
     rows.append(row)
   return rows
 

@@ -356,19 +356,19 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   if fixed or source:  # Made once, on whole images.
     noisy = fixed_noisy_images(real.images, s1_config, config.seed)
     if fixed or source == "own_image":
-      pairs, levels = stage1_on_images(noisy, s1_config, s1_model,
-                                       parallel.local_copy(s1_params), filtered=not sub)
+      pairs, own = stage1_on_images(noisy, s1_config, s1_model,
+                                    parallel.local_copy(s1_params), filtered=not sub)
       if fixed:
         real_images, margin = pairs, 0
+      if source == "own_image":
+        levels = own
     if source == "estimated":
       levels = estimated_levels(noisy, max(realworld.settings(s1_config).downsample, 1))
-    if source:
-      std = np.sqrt(np.diagonal(levels, axis1=-2, axis2=-1)) * 255
-      logging.info("stage 2 synthesises noise at each training image's level (%s): std "
-                   "min %.2f median %.2f max %.2f (/255)", source, std.min(), np.median(std),
-                   std.max())
-    else:
-      levels = None
+  if levels is not None:
+    std = np.sqrt(np.diagonal(levels, axis1=-2, axis2=-1)) * 255
+    logging.info("stage 2 synthesises noise at each training image's level (%s): std "
+                 "min %.2f median %.2f max %.2f (/255)", source, std.min(), np.median(std),
+                 std.max())
   ds = parallel.stack_devices(mixed.mixed_dataset(
       clean.images, real_images, config.data.patch_size, margin,
       config.data.batch_size, config.data.real_fraction, config.seed, config.data.augment))

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from skimage import data as skimage_data
 
 from dbsn_jax import defaults, inference, realworld
 from dbsn_jax.data import mixed, sources
@@ -95,6 +96,21 @@ def test_awgn_models_synthesise_their_own_image_level_whatever_the_patch(stage1_
   config.distill.noise_levels = "own"
   with pytest.raises(ValueError, match="distill.noise_levels must be one of"):
     stage2.validate(config, s1_config)
+
+
+def test_estimated_levels_are_per_image_and_per_down_sampling_phase():
+  """With down-sampling by 2, each sub-image phase gets its own level."""
+  photo = skimage_data.astronaut().astype(np.float64) / 255  # 512 x 512, textured.
+  rng = np.random.default_rng(1)
+  stds = np.array([[8.0, 16.0], [24.0, 32.0]]) / 255
+  scale = np.tile(stds, (photo.shape[0] // 2, photo.shape[1] // 2))[..., None]
+  y = photo + scale * rng.standard_normal(photo.shape)
+  levels = stage2.estimated_levels([y, photo + 0.1 * rng.standard_normal(photo.shape)], 2)
+  assert levels.shape == (2, 2, 2, 3, 3) and levels.dtype == np.float32
+  got = np.sqrt(np.diagonal(levels[0], axis1=-2, axis2=-1))  # (2, 2, 3)
+  np.testing.assert_allclose(got, np.broadcast_to(stds[..., None], got.shape), rtol=0.05)
+  np.testing.assert_allclose(np.sqrt(np.diagonal(levels[1], axis1=-2, axis2=-1)), 0.1,
+                             rtol=0.05)
 
 
 def test_distillation_loss_matches_numpy():
