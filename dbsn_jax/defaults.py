@@ -33,6 +33,14 @@ def stage1() -> ml_collections.ConfigDict:
   c.noise_model.per_image = False      # One CNN_est per noisy training image (paper).
   c.noise_model.input = "mu"           # "mu" (reference) or "y" (paper text).
 
+  # The Bayes step only (training is unchanged): the Sigma_n it uses ("learned": CNN_est;
+  # "estimated": the classical estimate of each image, for white noise without
+  # down-sampling), and whether Sigma_mu is rescaled per image to fit the residual
+  # (dbsn_jax.predict.calibrated_prior).
+  c.bayes = ml_collections.ConfigDict()
+  c.bayes.noise_level = "learned"
+  c.bayes.calibrate_prior = False
+
   # Synthetic noise added to the training images ("none": they are already noisy).
   c.noise = ml_collections.ConfigDict()
   c.noise.kind = "awgn"

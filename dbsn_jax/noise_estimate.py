@@ -60,18 +60,23 @@ def _tail_mean(x, keep):
   return jnp.maximum(means[first], 0.0)
 
 
-def white_noise_variance(y, patch: int = 7):
-  """`y (H, W)` -> the variance of its white noise (a scalar; any value scale)."""
+def white_noise_variance(y, patch: int = 7, valid=None):
+  """`y (H, W)` -> the variance of its white noise (a scalar; any value scale).
+  `valid (H, W)`: the image inside a padded canvas; only patches wholly inside count."""
   y = jnp.asarray(y, jnp.float32)
   if y.ndim != 2:
     raise ValueError(f"white_noise_variance takes one (H, W) channel, got shape {y.shape}")
   d = patch_size(*y.shape, patch)
   x = _patches(y, d)
-  keep = jnp.ones(x.shape[0], bool)
+  if valid is None:
+    inside, keep = jnp.ones(y.shape, bool), jnp.ones(x.shape[0], bool)
+  else:
+    inside = jnp.asarray(valid) > 0
+    keep = jnp.all(_patches(inside.astype(jnp.float32), d) > 0, axis=1)
   # Clipped pixels (a saved photo's 0 and 255) carry no noise: leave out their patches
   # when an extreme value repeats, which continuous data hardly does.
-  for v in (y.min(), y.max()):
-    repeated = jnp.sum(y == v) > 8
+  for v in (jnp.min(jnp.where(inside, y, jnp.inf)), jnp.max(jnp.where(inside, y, -jnp.inf))):
+    repeated = jnp.sum(inside & (y == v)) > 8
     keep &= ~(repeated & jnp.any(x == v, axis=1))
   grid = x.reshape(-1, d, d)
   texture = (jnp.sum(jnp.square(jnp.diff(grid, axis=1)), (1, 2))
@@ -86,19 +91,20 @@ def white_noise_variance(y, patch: int = 7):
   return var
 
 
-def white_noise_covariance(y, patch: int = 7):
+def white_noise_covariance(y, patch: int = 7, valid=None):
   """`y (H, W, C)` -> `(C, C)`: the covariance of white, channel-correlated noise.
+  `valid (H, W)` as in `white_noise_variance`.
 
   Each channel's variance by PCA; each covariance from the variance of a channel sum,
   whose noise is white too: var(n_a + n_b) = var_a + var_b + 2 cov_ab.
   """
   y = jnp.asarray(y, jnp.float32)
   c = y.shape[-1]
-  var = [white_noise_variance(y[..., a], patch) for a in range(c)]
+  var = [white_noise_variance(y[..., a], patch, valid) for a in range(c)]
   cov = jnp.diag(jnp.stack(var))
   for a in range(c):
     for b in range(a + 1, c):
-      s = white_noise_variance(y[..., a] + y[..., b], patch)
+      s = white_noise_variance(y[..., a] + y[..., b], patch, valid)
       ab = 0.5 * (s - var[a] - var[b])
       cov = cov.at[a, b].set(ab).at[b, a].set(ab)
   if c == 1:

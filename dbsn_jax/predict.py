@@ -13,15 +13,25 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dbsn_jax import losses, realworld
+from dbsn_jax import losses, noise_estimate, realworld
 from dbsn_jax.models import DBSN, DnCNN, MWCNN, NoiseEstimator
 
 
+BAYES_NOISE_LEVELS = ("learned", "estimated")
+
+
 class Stage1Model(nn.Module):
-  """`y (B, H, W, C)` -> (mu, Sigma_mu, Sigma_n); Sigma_n from CNN_est of mu or y."""
+  """`y (B, H, W, C)` -> (mu, Sigma_mu, Sigma_n); Sigma_n from CNN_est of mu or y.
+
+  `bayes_noise` and `calibrate_prior` steer only the Bayes step (`finish_fn`), never
+  training: the Sigma_n it uses ('learned': CNN_est's; 'estimated': the classical
+  estimate of each image, `noise_estimate`), and whether Sigma_mu is rescaled per image.
+  """
   dbsn: DBSN
   noise_model: NoiseEstimator
   noise_input: str = "mu"
+  bayes_noise: str = "learned"
+  calibrate_prior: bool = False
 
   def __call__(self, y, image_ids=None):
     mu, sigma_mu = self.dbsn(y)
@@ -41,7 +51,9 @@ def build_model(config, num_images: int = 0) -> Stage1Model:
               remat=bool(m.get("remat", False)))
   est = NoiseEstimator(channels=config.channels, mode=nm.mode, features=nm.features,
                        hidden_layers=nm.hidden_layers, num_models=num_models)
-  return Stage1Model(dbsn, est, nm.input)
+  bayes = config.get("bayes", {})
+  return Stage1Model(dbsn, est, nm.input, bayes.get("noise_level", "learned"),
+                     bool(bayes.get("calibrate_prior", False)))
 
 
 def _centre(a, size: int):
@@ -100,12 +112,52 @@ def local_fn(model: Stage1Model, rw: realworld.Settings = realworld.Settings()) 
   return local
 
 
+def estimated_noise(y, valid=None):
+  """The classical white-noise covariance of each image: `y (B, H, W, C)` ->
+  `(B, H, W, C, C)`, constant over pixels; `valid (B, H, W, 1)` marks the image inside a
+  padded canvas."""
+  if valid is None:
+    valid = jnp.ones(y.shape[:3] + (1,), y.dtype)
+  cov = jax.vmap(noise_estimate.white_noise_covariance)(y, valid=valid[..., 0])
+  return jnp.broadcast_to(cov[:, None, None], y.shape[:3] + cov.shape[1:])
+
+
+def calibrated_prior(y, mu, sigma_mu, sigma_n, valid=None):
+  """Sigma_mu rescaled per image so that the predictive covariance Sigma_mu + Sigma_n
+  matches the residual y - mu in its mean variance over pixels and channels.
+
+  D-BSN's Sigma_mu is trained jointly with a noise level that need not be the true one
+  (issue 14: too high under Eq. 8, too low under a weak mu), so its scale is off by as
+  much; with a trusted Sigma_n, the residual's second moment pins it down (the method of
+  moments, one scalar per image).
+  """
+  w = jnp.ones(y.shape[:3] + (1,), y.dtype) if valid is None else valid
+  count = jnp.maximum(jnp.sum(w, (1, 2, 3)), 1.0)
+
+  def mean(v):  # (B, H, W, C) -> (B,): the mean over valid pixels and channels.
+    return jnp.sum(w * v, (1, 2, 3)) / (count * v.shape[-1])
+  residual = mean(jnp.square(y - mu))
+  noise = mean(jnp.diagonal(sigma_n, axis1=-2, axis2=-1))
+  prior = mean(jnp.diagonal(sigma_mu, axis1=-2, axis2=-1))
+  # A residual below the noise level (mu fits y too well) leaves no room for Sigma_mu:
+  # the scale floors at zero and the Bayes step returns mu.
+  scale = jnp.maximum(residual - noise, 0.0) / jnp.maximum(prior, 1e-12)
+  return sigma_mu * scale[:, None, None, None, None]
+
+
+def learned_noise(out):
+  """CNN_est's covariance in a `finish_fn` output, whichever Sigma_n the Bayes step used."""
+  return out.get("sigma_n_learned", out["sigma_n"])
+
+
 def finish_fn(model: Stage1Model, rw: realworld.Settings = realworld.Settings(),
               guided_filter: bool = True) -> Callable:
   """`(params, y, parts, ids=None) -> {mu, sigma_mu, sigma_n, bayes[, filtered]}`.
 
   `parts` is `local_fn`'s output (plus an optional `valid` image mask, over which
-  CNN_est's per-image averages run). `ids` name the noise model of every (sub-)image
+  CNN_est's per-image averages run). 'sigma_n' is the covariance the Bayes step used:
+  with `model.bayes_noise='estimated'`, the classical estimate, and CNN_est's goes in
+  'sigma_n_learned'. `ids` name the noise model of every (sub-)image
   (`realworld.model_ids`); None, for unseen images: a per-image CNN_est picks the most
   likely model of each (sub-)image's Bayer group. 'filtered' (with `guided_filter` and
   the config's `realworld.guided_filter`) is the self-guided filter of the Bayes
@@ -128,8 +180,14 @@ def finish_fn(model: Stage1Model, rw: realworld.Settings = realworld.Settings(),
     mask = None if valid is None else down(valid)
     sigma_n = up(model.noise_model.apply({"params": params["noise_model"]}, src, ids, mask),
                  y.shape)
-    out = {"mu": mu, "sigma_mu": sigma_mu, "sigma_n": sigma_n,
-           "bayes": losses.bayes_estimate(y, mu, sigma_mu, sigma_n)}
+    out = {"mu": mu, "sigma_mu": sigma_mu, "sigma_n": sigma_n}
+    if model.bayes_noise == "estimated":
+      out["sigma_n_learned"], sigma_n = sigma_n, estimated_noise(y, valid)
+      out["sigma_n"] = sigma_n
+    prior = sigma_mu
+    if model.calibrate_prior:
+      prior = calibrated_prior(y, mu, sigma_mu, sigma_n, valid)
+    out["bayes"] = losses.bayes_estimate(y, mu, prior, sigma_n)
     if guided_filter and rw.guided_filter:
       out["filtered"] = realworld.guided_filter(out["bayes"], out["bayes"], rw.gf_radius,
                                                 rw.gf_eps)

@@ -35,3 +35,17 @@ def test_bad_images_are_named():
     noise_estimate.white_noise_variance(np.zeros((4, 4)))
   with pytest.raises(ValueError, match=r"one \(H, W\) channel"):
     noise_estimate.white_noise_variance(np.zeros((16, 16, 3)))
+
+
+def test_a_padded_canvas_with_its_mask_gives_the_image_own_level(photo):
+  rng = np.random.default_rng(3)
+  y = photo[:90, :75, 1] + 20 / 255 * rng.standard_normal((90, 75))
+  canvas = np.zeros((96, 96))
+  canvas[:90, :75] = y
+  valid = np.zeros((96, 96))
+  valid[:90, :75] = 1.0
+  alone = float(noise_estimate.white_noise_variance(y))
+  np.testing.assert_allclose(noise_estimate.white_noise_variance(canvas, valid=valid), alone,
+                             rtol=1e-4)
+  # Without the mask the flat border reads as noise-free patches and pulls the level down.
+  assert float(noise_estimate.white_noise_variance(canvas)) < 0.9 * alone

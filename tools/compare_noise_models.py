@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from dbsn_jax import defaults, noise
+from dbsn_jax import defaults, noise, predict
 from dbsn_jax.data import sources
 from dbsn_jax.train import stage1
 
@@ -48,7 +48,7 @@ def estimate_errors(c, out):
     x = jnp.asarray(img)[None]
     ids = jnp.array([i], jnp.int32)
     y, cov = add(jax.random.PRNGKey(100 + i), x, ids)
-    est = denoise(out["state"].params, y, ids)["sigma_n"]
+    est = predict.learned_noise(denoise(out["state"].params, y, ids))
     s_est = 255 * float(jnp.mean(jnp.sqrt(est[..., 0, 0])))
     s_true = 255 * float(jnp.sqrt(cov[0, 0, 0, 0, 0]))
     errs.append((s_true, s_est))

@@ -45,11 +45,11 @@ def rows_for(config, model, params, images, names, crop: int = 128, seed: int = 
     x = jnp.asarray(noisy_sets.centre_crop(img, crop) if crop else img)[None]
     ids = jnp.array([i], jnp.int32)
     y, cov = add(jax.random.fold_in(jax.random.PRNGKey(seed), i), x, ids)
+    out = known(params, y, realworld.model_ids(ids, rw, per_image))
     row = {"name": name, "true": float(stage1.rms_std(cov).mean()),
-           "known": float(stage1.rms_std(
-               known(params, y, realworld.model_ids(ids, rw, per_image))["sigma_n"]).mean())}
+           "known": float(stage1.rms_std(predict.learned_noise(out)).mean())}
     if per_image:
-      row["picked"] = float(stage1.rms_std(blind(params, y)["sigma_n"]).mean())
+      row["picked"] = float(stage1.rms_std(predict.learned_noise(blind(params, y))).mean())
     row["estimated"] = float(stage1.rms_std(estimate(y[0])).mean())
     rows.append(row)
   return rows

@@ -17,6 +17,7 @@ from dbsn_jax.train import (checkpoints, loop, microbatch, parallel, precision,
 
 
 LOSS_KINDS = ("constrained", "gaussian", "constrained_then_gaussian")
+BAYES_NOISE_LEVELS = predict.BAYES_NOISE_LEVELS
 # The model and its prediction path live in `dbsn_jax.predict`; the names stay here too.
 Stage1Model = predict.Stage1Model
 build_model = predict.build_model
@@ -51,6 +52,16 @@ def validate(config, num_images: int = 0) -> None:
   if config.noise_model.mode in ("multivariate", "hetero_multivariate") and \
       config.channels == 1:
     raise ValueError(f"noise_model.mode={config.noise_model.mode!r} needs channels=3")
+  bayes = config.get("bayes", {})
+  level = bayes.get("noise_level", "learned")
+  if level not in BAYES_NOISE_LEVELS:
+    raise ValueError(f"bayes.noise_level must be one of {BAYES_NOISE_LEVELS}, got {level!r}")
+  if level == "estimated" and (config.noise_model.mode not in ("awgn", "multivariate")
+                               or config.realworld.downsample > 1):
+    raise ValueError("bayes.noise_level='estimated' measures white noise on the full image: "
+                     "it needs noise_model.mode 'awgn' or 'multivariate' and "
+                     f"realworld.downsample=1, got {config.noise_model.mode!r} and "
+                     f"{config.realworld.downsample}")
   if config.noise.kind == "multivariate" and config.channels == 1:
     raise ValueError("noise.kind='multivariate' needs channels=3")
   for field in ("patch_size", "batch_size"):
@@ -196,12 +207,13 @@ def evaluate(params, model: Stage1Model, data, denoise=None,
     images = {"noisy": y, **{k: out[k][0] for k in ("mu", "bayes", "filtered") if k in out}}
     image = metrics.image_rows(names[i], images, x)
     scores += image
-    learned = rms_std(out["sigma_n"])
+    cnn_est = predict.learned_noise(out)
+    learned = rms_std(cnn_est)
     true = true_noise_std(y, x, None if covs is None else covs[i])
     row = {"name": names[i], "noise_std_learned": float(learned.mean()),
            "noise_std_true": float(true.mean())}
     if covs is not None:
-      row["noise_std_error"] = float(metrics.noise_std_error(out["sigma_n"],
+      row["noise_std_error"] = float(metrics.noise_std_error(cnn_est,
                                                              jnp.asarray(covs[i])[None]))
     row["noise_std_learned_per_channel"] = [round(float(v), 4) for v in learned]
     row["noise_std_true_per_channel"] = [round(float(v), 4) for v in true]
