@@ -163,7 +163,7 @@ def synthesize(key, x, s1_model, s1_params, num_models, scale_range,
 
 
 def stage1_target_fn(s1_config, s1_model, filtered: bool = True, with_sigma_n: bool = False):
-  """`(s1_params, y (B, H, W, C), image_ids (B,)) -> x_hat` (and Sigma_n if
+  """`(s1_params, y (B, H, W, C), image_ids (B,)) -> x_hat` (and CNN_est's Sigma_n if
   `with_sigma_n`): stage 1's final estimate (Bayes, or guided-filtered with
   down-sampling if `filtered`) for training images of known id. A network that is
   guided-filtered itself learns the unfiltered one."""
@@ -174,7 +174,8 @@ def stage1_target_fn(s1_config, s1_model, filtered: bool = True, with_sigma_n: b
   def target(s1p, y, image_ids):
     out = denoise(s1p, y, realworld.model_ids(image_ids, rw, per_image))
     x_hat = out["filtered"] if rw.guided_filter and filtered else out["bayes"]
-    return (x_hat, out["sigma_n"]) if with_sigma_n else x_hat
+    # The level CNN_est learned, whichever Sigma_n the Bayes step used.
+    return (x_hat, predict.learned_noise(out)) if with_sigma_n else x_hat
   return target
 
 

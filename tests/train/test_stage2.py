@@ -77,6 +77,10 @@ def test_awgn_models_synthesise_their_own_image_level_whatever_the_patch(stage1_
   for i, y in enumerate(noisy):  # Level i: model i's Sigma_n on its own image.
     want = denoise(params, jnp.asarray(y)[None], jnp.array([i], jnp.int32))["sigma_n"]
     np.testing.assert_allclose(levels[i, 0, 0], want[0, 0, 0], rtol=1e-5)
+  # Still CNN_est's level when the Bayes step uses the classical estimate instead.
+  _, levels_est = stage2.stage1_on_images(noisy, s1_config,
+                                          model.clone(bayes_noise="estimated"), params)
+  np.testing.assert_array_equal(levels_est, levels)
   dark, bright = jnp.full((16, 24, 24, 1), 0.05), jnp.full((16, 24, 24, 1), 0.95)
   key, num = jax.random.PRNGKey(4), len(clean)
   own = [stage2.synthesize(key, x, model, params, num, (1.0, 1.0), levels=jnp.asarray(levels))[1]
