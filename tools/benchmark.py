@@ -2,7 +2,7 @@
 
   python tools/benchmark.py [--models=dbsn_reference,dbsn_cpu_budget,...]
       [--impls=plain,fast,fast/mb1] [--reps=3] [--json=bench.json] [--smoke]
-  python tools/benchmark.py --memory [--memory_batch=32]
+  python tools/benchmark.py --memory --nospeed [--memory_batch=32]
 
 For each model and convolution implementation (`dbsn_jax.models.fast_conv.IMPLS`;
 `IMPL/mbN` also splits D-BSN's train step into passes of N patches, `train.microbatch`):
@@ -13,8 +13,9 @@ fraction of the dense fp32 matmul rate measured in the same run (best of several
 2048^2 products, at the start and the end), peak memory from XLA's compiled memory
 analysis, and compile time. Implementations are timed in turns (round robin, best of
 `--reps`), so a busy machine slows all of them alike and their ratios stay fair.
-`--memory` instead compiles (without running) the accelerator configs' stage-1 train
-step at `--memory_batch` patches per device and reports whether it fits a 16 GB device.
+`--memory` also compiles (without running) the accelerator configs' stage-1 train step
+at `--memory_batch` patches per device and reports whether it fits a 16 GB device;
+`--nospeed` skips the speed table.
 """
 import json
 import os
@@ -43,7 +44,8 @@ _REPS = flags.DEFINE_integer("reps", 3, "Timed repetitions per measurement (best
 _FWD = flags.DEFINE_string("forward", "320x480", "Forward-pass image HxW.")
 _JSON = flags.DEFINE_string("json", "", "Write the results here.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny models, one repetition (CI).")
-_MEMORY = flags.DEFINE_bool("memory", False, "Only the accelerator memory check.")
+_SPEED = flags.DEFINE_bool("speed", True, "The speed table.")
+_MEMORY = flags.DEFINE_bool("memory", False, "The accelerator memory check.")
 _MEM_BATCH = flags.DEFINE_integer("memory_batch", 32, "Patches per device for --memory.")
 _DEVICE_GB = flags.DEFINE_float("device_gb", 16.0, "Device memory for --memory.")
 _HUGEPAGES = flags.DEFINE_bool(
@@ -319,11 +321,8 @@ def main(argv):
   info = {"jax": jax.__version__, "backend": jax.default_backend(),
           "cpu": platform.processor() or platform.machine(), "time": time.ctime(),
           "glibc_tunables": tunables}
-  if _MEMORY.value:
-    rows = memory_check(_MEM_BATCH.value, _DEVICE_GB.value)
-    print(table(rows, [(k, k) for k in rows[0]]))
-    result = {"info": info, "memory": rows}
-  else:
+  result = {"info": info}
+  if _SPEED.value:
     reps = 1 if _SMOKE.value else _REPS.value
     fwd_hw = (32, 48) if _SMOKE.value else tuple(map(int, _FWD.value.split("x")))
     peak_reps = 2 if _SMOKE.value else 10
@@ -346,8 +345,12 @@ def main(argv):
           + " / ".join(f"{p[0]:.0f}" for p in peaks) + " GFLOP/s; per CPU second: "
           + " / ".join(f"{p[1]:.0f}" for p in peaks))
     print(table(rows))
-    result = {"info": info, "matmul_gflops": peaks, "peak_gflops": peak,
-              "peak_gflops_per_cpu_s": peak_cpu, "rows": rows}
+    result.update(matmul_gflops=peaks, peak_gflops=peak, peak_gflops_per_cpu_s=peak_cpu,
+                  rows=rows)
+  if _MEMORY.value:
+    mem_rows = memory_check(_MEM_BATCH.value, _DEVICE_GB.value)
+    print(table(mem_rows, [(k, k) for k in mem_rows[0]]))
+    result["memory"] = mem_rows
   if _JSON.value:
     with open(_JSON.value, "w") as f:
       json.dump(result, f, indent=2)

@@ -18,9 +18,10 @@ def _run(tmp_path, *args):
   return proc.stdout, json.loads(out.read_text())
 
 
-def test_smoke_table_and_json(tmp_path):
+def test_smoke_table_json_and_memory_check(tmp_path):
+  # One subprocess for both reports: each costs a JAX start-up and compiles.
   stdout, result = _run(tmp_path, "--models=dbsn_cpu_budget,dncnn",
-                        "--impls=plain,fast,fast/mb1")
+                        "--impls=plain,fast,fast/mb1", "--memory", "--memory_batch=2")
   rows = result["rows"]
   # Micro-batches only split D-BSN's stage-1 step.
   assert [(r["model"], r["impl"]) for r in rows] == [
@@ -35,10 +36,6 @@ def test_smoke_table_and_json(tmp_path):
   assert rows[0]["train_gflop"] == rows[1]["train_gflop"]
   assert rows[0]["train_speedup"] == 1.0
   assert "| dbsn_cpu_budget | fast |" in stdout
-
-
-def test_smoke_memory_check(tmp_path):
-  _, result = _run(tmp_path, "--memory", "--memory_batch=2")
   rows = result["memory"]
   assert [(r["config"], r["remat"], r["microbatch"]) for r in rows] == [
       ("gray_awgn", False, 2), ("gray_awgn", True, 2), ("gray_awgn", False, 1)]
