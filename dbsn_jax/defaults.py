@@ -217,6 +217,10 @@ def paper(channels: int, noise_kind: str, noise_model: str, **noise) -> ml_colle
   s1.noise_model.mode = noise_model
   if noise_model == "multivariate":
     s1.model.sigma_form = "full"
+  if noise_model == "awgn":
+    # White noise: the Bayes step takes each image's classical noise estimate and fits
+    # Sigma_mu's scale to its residual; measured in docs/noise_level.md.
+    s1.bayes.noise_level, s1.bayes.calibrate_prior = "estimated", True
   s1.eval.every_steps = 6000
   # Accelerator runs: bf16 convolutions, fp32 parameters, optimizer state and losses.
   s1.compute_dtype = s2.compute_dtype = "bfloat16"
