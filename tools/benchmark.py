@@ -321,6 +321,8 @@ def main(argv):
   info = {"jax": jax.__version__, "backend": jax.default_backend(),
           "cpu": platform.processor() or platform.machine(), "time": time.ctime(),
           "glibc_tunables": tunables}
+  if not (_SPEED.value or _MEMORY.value):
+    raise app.UsageError("--nospeed without --memory leaves nothing to measure")
   result = {"info": info}
   if _SPEED.value:
     reps = 1 if _SMOKE.value else _REPS.value
