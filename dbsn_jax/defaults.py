@@ -94,6 +94,7 @@ def stage1() -> ml_collections.ConfigDict:
   c.optim.lr = 3e-4
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
+  c.optim.schedule = "step"             # Or 'cosine': lr to 0 by num_steps.
   c.optim.milestones = (1 / 6, 2 / 6, 3 / 6)  # Fractions of num_steps: lr x decay.
   c.optim.decay = 0.1
 
@@ -162,9 +163,10 @@ def stage2() -> ml_collections.ConfigDict:
   # the image (awgn, multivariate): 'own_image' draws a training image and uses the
   # covariance its noise model has on that image, as stage 1 learned it; 'estimated'
   # the white-noise covariance a classical PCA estimate finds in that noisy image
-  # (noise_estimate.py); 'patch' runs CNN_est on the clean patch, whose content then
-  # moves the level (a per-image model has only ever seen its own image). Per-pixel
-  # modes (hetero*) always use the patch.
+  # (noise_estimate.py); 'estimated_pooled' one level for all, the median of those
+  # estimates over the set (for a set that shares one noise level); 'patch' runs CNN_est
+  # on the clean patch, whose content then moves the level (a per-image model has only
+  # ever seen its own image). Per-pixel modes (hetero*) always use the patch.
   c.distill.noise_levels = "own_image"
 
   c.eval = ml_collections.ConfigDict()  # The images and noise come from stage 1's eval.
@@ -174,6 +176,7 @@ def stage2() -> ml_collections.ConfigDict:
   c.optim.lr = 1e-4
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
+  c.optim.schedule = "step"            # Or 'cosine': lr to 0 by num_steps.
   c.optim.milestones = (0.5, 0.75)
   c.optim.decay = 0.1
   c.optim.ema_decay = 0.0              # > 0: evaluate and export an EMA of the weights.

@@ -73,7 +73,7 @@ def validate(config, s1_config) -> None:
 DOMAINS = ("full", "subimages")
 WEIGHTINGS = ("pixels", "means")
 REAL_TARGETS = ("fixed", "fresh")
-NOISE_LEVELS = ("own_image", "estimated", "patch")
+NOISE_LEVELS = ("own_image", "estimated", "estimated_pooled", "patch")
 
 
 def distill_domain(config) -> str:
@@ -94,7 +94,8 @@ def noise_levels(config) -> str:
 
 def level_source(config, s1_config):
   """Where the synthetic pairs' noise levels come from: None (CNN_est on the clean
-  patch), 'own_image' or 'estimated' (`distill.noise_levels`). The last two need a CNN_est
+  patch), 'own_image', 'estimated' or 'estimated_pooled' (`distill.noise_levels`). All but
+  the first need a CNN_est
   averaged over the image: a per-pixel model's level is a function of the intensity,
   which the clean patch supplies."""
   source = noise_levels(config)
@@ -109,6 +110,17 @@ def estimated_levels(images, f: int = 1):
   estimate = jax.jit(noise_estimate.white_noise_covariance)
   return np.stack([[[np.asarray(estimate(jnp.asarray(np.asarray(im)[a::f, b::f])))
                      for b in range(f)] for a in range(f)] for im in images]).astype(np.float32)
+
+
+def pooled_level(levels):
+  """`(N, f, f, C, C)` -> `(1, f, f, C, C)`: the level of median trace, one for the whole set.
+
+  For a noisy set that shares one noise level (one camera setting), the set's median is
+  far tighter than any one image's estimate, which texture biases up or down; a
+  medoid, not an element-wise median, so the result is one image's (positive definite)
+  covariance."""
+  trace = np.trace(levels, axis1=-2, axis2=-1).sum(axis=(1, 2))
+  return levels[np.argsort(trace, kind="stable")[(len(trace) - 1) // 2]][None]
 
 
 def fixed_pairs(config, s1_config) -> bool:
@@ -363,8 +375,10 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
         real_images, margin = pairs, 0
       if source == "own_image":
         levels = own
-    if source == "estimated":
+    if source in ("estimated", "estimated_pooled"):
       levels = estimated_levels(noisy, max(realworld.settings(s1_config).downsample, 1))
+    if source == "estimated_pooled":
+      levels = pooled_level(levels)
   if levels is not None:
     std = np.sqrt(np.diagonal(levels, axis1=-2, axis2=-1)) * 255
     logging.info("stage 2 synthesises noise at each training image's level (%s): std "

@@ -18,8 +18,12 @@ class TrainState(train_state.TrainState):
   batch_stats: Any = flax.struct.field(default_factory=dict)
 
 
+SCHEDULES = ("step", "cosine")
+
+
 def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
-  """Piecewise constant: lr, times `decay` at each milestone (fractions of num_steps)."""
+  """`optim.schedule`: 'step' (piecewise constant: lr, times `decay` at each milestone,
+  fractions of num_steps) or 'cosine' (lr down to 0 at num_steps on a half cosine)."""
   # `not x > 0` also refuses NaN, which every comparison passes as False.
   if not (math.isfinite(optim_cfg.lr) and optim_cfg.lr > 0):
     raise ValueError(f"optim.lr must be a finite number > 0, got {optim_cfg.lr}")
@@ -28,6 +32,11 @@ def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
   for name in ("b1", "b2"):
     if not 0 <= optim_cfg[name] < 1:
       raise ValueError(f"optim.{name} must be in [0, 1), got {optim_cfg[name]}")
+  kind = optim_cfg.get("schedule", "step")
+  if kind not in SCHEDULES:
+    raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {kind!r}")
+  if kind == "cosine":
+    return optax.cosine_decay_schedule(optim_cfg.lr, max(num_steps, 1))
   bounds = {}
   for frac in optim_cfg.milestones:
     if not 0 < frac < 1:

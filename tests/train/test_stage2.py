@@ -117,6 +117,21 @@ def test_estimated_levels_are_per_image_and_per_down_sampling_phase():
                              rtol=0.05)
 
 
+def test_pooled_level_is_the_median_images_own_positive_definite_covariance():
+  rng = np.random.default_rng(0)
+  gray = (np.array([30.0, 22.0, 25.0, 27.0, 24.0]) / 255) ** 2
+  pooled = stage2.pooled_level(gray.reshape(5, 1, 1, 1, 1))
+  assert pooled.shape == (1, 1, 1, 1, 1)
+  np.testing.assert_allclose(np.sqrt(pooled) * 255, 25.0, rtol=1e-6)
+  # Color, down-sampled by 2: one image's whole (f, f, C, C) block, never a mix.
+  a = rng.normal(size=(7, 2, 2, 3, 3))
+  covs = np.einsum("nabij,nabkj->nabik", a, a) + 0.1 * np.eye(3)
+  pooled = stage2.pooled_level(covs)[0]
+  trace = np.trace(covs, axis1=-2, axis2=-1).sum(axis=(1, 2))
+  np.testing.assert_array_equal(pooled, covs[np.argsort(trace)[3]])
+  assert np.all(np.linalg.eigvalsh(pooled) > 0)
+
+
 def test_distillation_loss_matches_numpy():
   rng = np.random.default_rng(0)
   a, x = rng.random((7, 8, 8, 1)), rng.random((7, 8, 8, 1))

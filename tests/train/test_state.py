@@ -55,3 +55,17 @@ def test_no_average_without_a_decay_and_bad_decays_are_named():
   for bad in (1.0, -0.1):
     with pytest.raises(ValueError, match="optim.ema_decay"):
       _state(bad)
+
+
+def test_cosine_schedule_falls_from_lr_to_zero_and_step_keeps_its_milestones():
+  base = {"lr": 1e-3, "b1": 0.9, "b2": 0.999, "milestones": (0.5,), "decay": 0.1}
+  cosine = state_lib.learning_rate_schedule(
+      ml_collections.ConfigDict(dict(base, schedule="cosine")), 100)
+  for t in (0, 25, 50, 100):
+    np.testing.assert_allclose(float(cosine(t)), 1e-3 * 0.5 * (1 + np.cos(np.pi * t / 100)),
+                               rtol=1e-5, atol=1e-12)
+  step = state_lib.learning_rate_schedule(ml_collections.ConfigDict(base), 100)
+  np.testing.assert_allclose([float(step(49)), float(step(50))], [1e-3, 1e-4], rtol=1e-6)
+  with pytest.raises(ValueError, match="optim.schedule"):
+    state_lib.learning_rate_schedule(
+        ml_collections.ConfigDict(dict(base, schedule="linear")), 100)
