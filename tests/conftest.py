@@ -14,6 +14,10 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 * 2**30))
+# Nearly every test compiles a tiny program and runs it a few times, where XLA's
+# optimisation passes cost more than they save (docs/speed.md, "Test suite").
+# Tests that train for hundreds of steps take them back with `@pytest.mark.optimized`.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import pytest  # noqa: E402
 
@@ -49,6 +53,21 @@ def apply_overrides(config, overrides):
       node = node[p]
     node[leaf] = v
   return config
+
+
+@pytest.fixture(autouse=True)
+def _xla_optimizations(request):
+  """Full XLA optimisation for tests marked `optimized` (their run time dominates)."""
+  if request.node.get_closest_marker("optimized") is None:
+    yield
+    return
+  import jax
+  before = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", False)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", before)
 
 
 @pytest.fixture

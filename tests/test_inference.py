@@ -148,7 +148,8 @@ def test_out_of_range_and_tiny_inputs():
   assert _stage1()(np.array([[128]], np.uint8)).shape == (1, 1)
 
 
-@pytest.mark.parametrize("mode,channels,size", [("awgn", 1, (37, 45)), ("multivariate", 3, (20, 27))])
+@pytest.mark.parametrize("mode,channels,size",
+                         [("awgn", 1, (37, 45)), ("multivariate", 3, (20, 27))])
 def test_bucket_padding_equals_the_exact_size(mode, channels, size):
   # Padding to a bucket must not change a stage-1 result: D-BSN zeroes the padding's
   # features (as zero padding at the exact size does) and CNN_est averages the image only.

@@ -44,7 +44,8 @@ def test_pipeline_on_photos_without_ground_truth_exits_cleanly(tmp_path):
   args = [f"--config=configs/real_folder.py:{tmp_path}/noisy,cpu", f"--workdir={work}",
           "--config.stage1.train.num_steps=3", "--config.stage1.model.features=8",
           "--config.stage1.model.blocks=(1,1)", "--config.stage1.data.patch_size=12",
-          "--config.stage1.data.batch_size=2", f"--config.stage2.data.clean=folder:{tmp_path}/clean",
+          "--config.stage1.data.batch_size=2",
+          f"--config.stage2.data.clean=folder:{tmp_path}/clean",
           "--config.stage2.train.num_steps=2", "--config.stage2.denoiser.widths=(8,8,8)",
           "--config.stage2.data.patch_size=32", "--config.stage2.data.batch_size=4"]
   out = subprocess.run([sys.executable, "-m", "dbsn_jax.cli.pipeline", *args], cwd=REPO,

@@ -1,4 +1,6 @@
 """D-BSN: the blind spot is exactly blind, sizes match the reference."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,11 +20,17 @@ def _random_params(model, y, seed=0):
 
 def _input_gradient(model, params, y, pixel):
   """d (sum of mu and Sigma_mu at `pixel`) / d y, shape (H, W, C)."""
+  return np.asarray(_jitted_gradient(model, params, y, jnp.asarray(pixel)))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _jitted_gradient(model, params, y, pixel):
+  # One compiled program per model for every pixel (the pixel is an argument), as the
+  # train step is compiled: eager op-by-op dispatch took most of these tests' time.
   def out_at(inp):
     mu, sigma = model.apply({"params": params}, inp)
-    i, j = pixel
-    return jnp.sum(mu[0, i, j]) + jnp.sum(sigma[0, i, j])
-  return np.asarray(jax.grad(out_at)(y)[0])
+    return jnp.sum(mu[0, pixel[0], pixel[1]]) + jnp.sum(sigma[0, pixel[0], pixel[1]])
+  return jax.grad(out_at)(y)[0]
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -65,8 +73,8 @@ def test_blind_spot_on_optimised_paths(impl, monkeypatch):
   # And the parameters' gradient equals the plain path's.
   plain = model.clone(conv_impl="plain")
   loss = lambda p, m: jnp.sum(m.apply({"params": p}, y)[0] ** 2)  # noqa: E731
-  for a, b in zip(jax.tree.leaves(jax.grad(loss)(params, model)),
-                  jax.tree.leaves(jax.grad(loss)(params, plain))):
+  grad = jax.jit(jax.grad(loss), static_argnums=1)
+  for a, b in zip(jax.tree.leaves(grad(params, model)), jax.tree.leaves(grad(params, plain))):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(b))))
 
 
@@ -106,7 +114,7 @@ def test_output_shapes_and_positive_sigma():
   model = DBSN(channels=3, features=8, blocks=(1, 1), sigma_form="full")
   y = jax.random.uniform(jax.random.PRNGKey(0), (2, 20, 20, 3))
   params = _random_params(model, y)
-  mu, sigma = model.apply({"params": params}, y)
+  mu, sigma = jax.jit(model.apply)({"params": params}, y)
   assert mu.shape == (2, 20, 20, 3) and sigma.shape == (2, 20, 20, 3, 3)
   np.testing.assert_allclose(sigma, np.swapaxes(sigma, -1, -2), atol=1e-6)
   assert np.all(np.linalg.eigvalsh(np.asarray(sigma, np.float64)) > -1e-7)

@@ -32,7 +32,7 @@ def test_accumulated_gradients_equal_one_pass(micro, devices):
   # Past the L2 warm-up, so both the likelihood and the covariance heads get gradients.
   fn = jax.value_and_grad(
       lambda p, yy, ii: stage1.loss_fn(p, model, yy, ii, 10**6, config.loss), has_aux=True)
-  (loss, aux), grads = fn(state.params, y, ids)
+  (loss, aux), grads = jax.jit(fn)(state.params, y, ids)
   per_device = y.shape[0] // devices
   (loss_m, aux_m), grads_m = jax.jit(lambda p: microbatch.accumulate(
       lambda yy, ii: fn(p, yy, ii), (y, ids), per_device, micro, p))(state.params)

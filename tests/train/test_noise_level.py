@@ -33,6 +33,7 @@ def _learned_std(sigma, steps=STEPS, **overrides):
   return float(np.mean(stds[-50:]))
 
 
+@pytest.mark.optimized
 @pytest.mark.parametrize("sigma", [10.0, 40.0])
 def test_default_schedule_learns_sigma_within_ten_percent(sigma):
   learned = _learned_std(sigma)
@@ -49,6 +50,7 @@ def test_switch_step_follows_the_loss_kind():
   assert stage1.switch_step(config) > config.train.num_steps
 
 
+@pytest.mark.optimized
 def test_plain_nll_from_scratch_leaves_the_noise_level_where_it_started():
   """The fault the schedule fixes: with Sigma_mu free, log|Sigma_mu + Sigma_n| cannot
   tell the two apart, and Sigma_n stays near its initial ~4.9 / 255."""

@@ -44,6 +44,7 @@ def _train_on_noisy(noisy, f, steps):
   return stage1.make_image_denoiser(model, rw), state.params
 
 
+@pytest.mark.optimized
 def test_down_sampling_removes_spatially_correlated_noise_the_plain_path_keeps():
   rng = np.random.default_rng(0)
   clean = _smooth_images(5, 96, rng)
