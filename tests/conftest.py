@@ -19,6 +19,7 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 * 2**30))
 # Tests that train for hundreds of steps take them back with `@pytest.mark.optimized`.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from dbsn_jax import defaults  # noqa: E402
@@ -61,7 +62,6 @@ def _xla_optimizations(request):
   if request.node.get_closest_marker("optimized") is None:
     yield
     return
-  import jax
   before = jax.config.read("jax_disable_most_optimizations")
   jax.config.update("jax_disable_most_optimizations", False)
   try:

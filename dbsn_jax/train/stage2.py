@@ -95,9 +95,8 @@ def noise_levels(config) -> str:
 def level_source(config, s1_config):
   """Where the synthetic pairs' noise levels come from: None (CNN_est on the clean
   patch), 'own_image', 'estimated' or 'estimated_pooled' (`distill.noise_levels`). All but
-  the first need a CNN_est
-  averaged over the image: a per-pixel model's level is a function of the intensity,
-  which the clean patch supplies."""
+  the first need a CNN_est averaged over the image: a per-pixel model's level is a
+  function of the intensity, which the clean patch supplies."""
   source = noise_levels(config)
   if source == "patch" or s1_config.noise_model.mode not in ("awgn", "multivariate"):
     return None

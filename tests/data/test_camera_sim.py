@@ -29,8 +29,8 @@ def test_level_grows_with_the_gains_and_follows_intensity():
           for a, b in [(0.001, 1e-5), (0.004, 4e-5), (0.01, 1e-4)]]
   assert stds[0] < stds[1] < stds[2], stds
   assert 4.0 < stds[0] < 30.0 and stds[2] < 40.0, stds
-  # Shot noise: brighter pixels are noisier (flat grey fields at two levels).
 
+  # Shot noise: brighter pixels are noisier (flat grey fields at two levels).
   def field_std(v):
     flat = np.full((64, 64, 3), v)
     n, t = camera_sim.simulate(flat, 0.01, 1e-5, np.random.default_rng(2))
