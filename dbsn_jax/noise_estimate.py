@@ -11,6 +11,7 @@ current level would reach with 99 % probability, re-selected as the level settle
 `jax.jit`. Used where the noise is white and content-independent (AWGN);
 docs/design.md sections 4 and 7, docs/noise_level.md.
 """
+import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaincinv
@@ -84,11 +85,12 @@ def white_noise_variance(y, patch: int = 7, valid=None):
   # A noise-only patch's texture is ~ Gamma(d^2 / 2, 2 var tr(D^T D) / d^2), whose mean
   # is var tr(D^T D), tr(D^T D) = 2 * 2 d (d - 1) for the two difference operators.
   scale = float(2 * (4 * d * (d - 1)) / (d * d) * gammaincinv(d * d / 2, _CONFIDENCE))
-  var = _tail_mean(x, keep)
-  for _ in range(_ITERATIONS):
+
+  def reselect(_, var):
     selected = keep & (texture < scale * var)
-    var = jnp.where(selected.sum() >= 2 * d * d, _tail_mean(x, selected), var)
-  return var
+    return jnp.where(selected.sum() >= 2 * d * d, _tail_mean(x, selected), var)
+  # A loop, not unrolled: one copy of the PCA in the program keeps compiles short.
+  return jax.lax.fori_loop(0, _ITERATIONS, reselect, _tail_mean(x, keep))
 
 
 def white_noise_covariance(y, patch: int = 7, valid=None):
@@ -100,13 +102,14 @@ def white_noise_covariance(y, patch: int = 7, valid=None):
   """
   y = jnp.asarray(y, jnp.float32)
   c = y.shape[-1]
-  var = [white_noise_variance(y[..., a], patch, valid) for a in range(c)]
-  cov = jnp.diag(jnp.stack(var))
-  for a in range(c):
-    for b in range(a + 1, c):
-      s = white_noise_variance(y[..., a] + y[..., b], patch, valid)
-      ab = 0.5 * (s - var[a] - var[b])
-      cov = cov.at[a, b].set(ab).at[b, a].set(ab)
+  pairs = [(a, b) for a in range(c) for b in range(a + 1, c)]
+  planes = jnp.stack([y[..., a] for a in range(c)] + [y[..., a] + y[..., b] for a, b in pairs])
+  # All C + C (C - 1) / 2 planes through one (vmapped) estimator: one copy in the program.
+  var = jax.vmap(lambda p: white_noise_variance(p, patch, valid))(planes)
+  cov = jnp.diag(var[:c])
+  for k, (a, b) in enumerate(pairs):
+    ab = 0.5 * (var[c + k] - var[a] - var[b])
+    cov = cov.at[a, b].set(ab).at[b, a].set(ab)
   if c == 1:
     return cov
   # The pairwise estimates need not form a PSD matrix: clip its eigenvalues at zero.
