@@ -19,6 +19,7 @@ from scipy.special import gammaincinv
 _MAX_PATCHES = 100_000  # Sampled on a stride: enough for a stable 49 x 49 covariance.
 _CONFIDENCE = 0.99      # Share of noise-only patches the texture threshold keeps.
 _ITERATIONS = 5
+_MIN_EIGEN_RATIO = 1e-3  # Of a colour covariance's eigenvalues, smallest to largest.
 
 
 def patch_size(h: int, w: int, patch: int = 7) -> int:
@@ -112,6 +113,9 @@ def white_noise_covariance(y, patch: int = 7, valid=None):
     cov = cov.at[a, b].set(ab).at[b, a].set(ab)
   if c == 1:
     return cov
-  # The pairwise estimates need not form a PSD matrix: clip its eigenvalues at zero.
+  # The pairwise estimates need not form a positive-definite matrix (strongly correlated
+  # channels, as demosaicked camera noise has, often give a correlation above 1): floor
+  # its eigenvalues at a thousandth of the largest, so that it can be factorised to
+  # synthesise noise (a zero eigenvalue gave NaN Cholesky factors).
   vals, vecs = jnp.linalg.eigh(cov)
-  return (vecs * jnp.maximum(vals, 0.0)) @ vecs.T
+  return (vecs * jnp.maximum(vals, _MIN_EIGEN_RATIO * jnp.max(vals))) @ vecs.T

@@ -1,10 +1,11 @@
 """The classical white-noise estimate: accurate on textured images, for gray and
 channel-correlated colour noise, and clear about images too small to measure."""
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from skimage import data
 
-from dbsn_jax import noise_estimate
+from dbsn_jax import linalg, noise_estimate
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,18 @@ def test_channel_correlated_noise_covariance(photo):
   got = noise_estimate.white_noise_covariance(y)
   np.testing.assert_allclose(got, want, atol=0.05 * want.max())
   assert np.all(np.linalg.eigvalsh(got) >= 0)
+
+
+def test_fully_correlated_channels_give_a_positive_definite_covariance(photo):
+  """One noise in every channel (rank 1): the pairwise estimates overshoot a correlation
+  of 1, and the result must still factorise, as stage 2's synthesis needs."""
+  rng = np.random.default_rng(3)  # A draw whose clipped estimate was singular.
+  y = photo + 10 / 255 * rng.standard_normal(photo.shape[:2])[..., None]
+  got = np.asarray(noise_estimate.white_noise_covariance(y), np.float64)
+  vals = np.linalg.eigvalsh(got)
+  assert vals.min() >= 0.9e-3 * vals.max() > 0
+  np.testing.assert_allclose(np.diag(got), (10 / 255) ** 2, rtol=0.1)
+  assert np.isfinite(np.asarray(linalg.cholesky(jnp.asarray(got, jnp.float32)))).all()
 
 
 def test_bad_images_are_named():
