@@ -4,6 +4,7 @@ import sys
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from dbsn_jax import noise
 from dbsn_jax.data import sources
@@ -39,3 +40,25 @@ def test_known_models_report_each_images_true_level():
   text = per_image_noise.table(rows)
   assert text.splitlines()[2].startswith(f"| all ({len(rows)}) |")
   assert text.splitlines()[2].split("|")[3].strip().startswith("0.00 / ")
+
+
+def test_real_noise_is_measured_against_its_clean_photo():
+  """Real noise (noise.kind='none'): the truth is std(noisy - clean) of each pair, and
+  without the clean photos the tool says what it needs."""
+  config = tiny_stage1_config(**{"noise_model.per_image": True, "noise.kind": "none"})
+  clean = [np.asarray(x, np.float32) for x in sources.load(config.data.train, 1).images]
+  rng = np.random.default_rng(0)
+  sigmas = [20.0, 30.0, 40.0]
+  noisy = [x + s / 255 * rng.standard_normal(x.shape).astype(np.float32)
+           for x, s in zip(clean, sigmas)]
+  model = stage1.build_model(config, num_images=len(noisy))
+  params = stage1.create_state(config, model, len(noisy)).params
+  names = ["a", "b", "c"]
+  rows = per_image_noise.rows_for(config, model, params, noisy, names, crop=48, clean=clean)
+  for r, x, y in zip(rows, clean, noisy):
+    d = 255 * (per_image_noise.noisy_sets.centre_crop(y, 48)
+               - per_image_noise.noisy_sets.centre_crop(x, 48))
+    np.testing.assert_allclose(r["true"], d.std(), rtol=1e-4)
+  np.testing.assert_allclose([r["estimated"] for r in rows], sigmas, rtol=0.25)
+  with pytest.raises(ValueError, match="--clean"):
+    per_image_noise.rows_for(config, model, params, noisy, names, crop=48)
