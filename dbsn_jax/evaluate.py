@@ -11,7 +11,7 @@ from typing import Dict
 import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import defaults, metrics
+from dbsn_jax import defaults, metrics, realworld
 from dbsn_jax.data import benchmarks, sources
 from dbsn_jax.data.noisy_sets import centre_crop, noisy_set  # noqa: F401 (re-exported)
 from dbsn_jax.inference import load_denoiser
@@ -141,6 +141,19 @@ def bm3d_denoise(noisy: np.ndarray, cov) -> np.ndarray:
 # The classical baseline a user without ground truth would run: BM3D / CBM3D given the
 # noise std that a standard estimator reads off the noisy image itself.
 BM3D_ESTIMATED = "BM3D (estimated sigma)"
+# The other learning-free baseline for real photos: the self-guided filter that stage 1
+# and the sub-image stage 2 end with, applied straight to the noisy photo. Weak camera
+# noise (CC15) is mostly flat-region grain that this edge-preserving smoother removes,
+# so a learned model has to beat it to have learned anything (docs/evaluation.md).
+GUIDED_NOISY = "guided filter (noisy)"
+
+
+def guided_filter_noisy(noisy: np.ndarray) -> np.ndarray:
+  """`noisy (H, W, C)` -> the self-guided filter of it with the real-photo settings'
+  defaults (`realworld.Settings`: radius 1, eps 0.01)."""
+  rw = realworld.Settings()
+  y = jnp.asarray(noisy)[None]
+  return np.asarray(realworld.guided_filter(y, y, rw.gf_radius, rw.gf_eps)[0])
 
 
 def estimated_noise_cov(noisy: np.ndarray) -> np.ndarray:
@@ -244,6 +257,8 @@ def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
         t, e = time.time(), ensemble_label(label)
         outs[e] = np.asarray(d.run(jnp.asarray(y)[None], ensemble=True)[0])
         seconds[e] = seconds.get(e, 0.0) + time.time() - t
+    if covs is None:
+      outs[GUIDED_NOISY] = guided_filter_noisy(y)
     if bm3d:
       t = time.time()
       outs[bm3d_method] = bm3d_denoise(y, estimated_noise_cov(y) if covs is None else covs[i])

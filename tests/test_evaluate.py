@@ -3,10 +3,11 @@ import json
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dbsn_jax import evaluate
+from dbsn_jax import evaluate, metrics, realworld
 from tests.conftest import REPO
 
 _DUMP = """
@@ -116,8 +117,14 @@ def test_real_noise_pairs_come_from_cc15(tmp_path, monkeypatch):
     models = {"stage 2": ("color-awgn", load_denoiser("color-awgn"))}
     bm3d = evaluate.bm3d_available()
     case = evaluate.run_case(models, "cc15", "real", stop=2, bm3d=bm3d, keep=1)
-    assert {r["method"] for r in case["rows"]} == {"noisy", "stage 2"} | (
+    assert {r["method"] for r in case["rows"]} == {
+        "noisy", "stage 2", evaluate.GUIDED_NOISY} | (
         {evaluate.BM3D_ESTIMATED} if bm3d else set())
+    # The learning-free guided filter of the noisy photo, scored like every method.
+    gf = [r["psnr"] for r in case["rows"] if r["method"] == evaluate.GUIDED_NOISY]
+    want = metrics.psnr(jnp.clip(realworld.guided_filter(
+        jnp.asarray(noisy[:2]), jnp.asarray(noisy[:2]), 1, 0.01), 0, 1), jnp.asarray(clean[:2]))
+    np.testing.assert_allclose(gf, want, rtol=1e-5)
     assert case["nlf"] == {} and len(case["keep"]) == 1
   finally:
     benchmarks._CLASSES.pop("cc15", None)

@@ -75,6 +75,7 @@ def _main():
   for label, (_, d) in models.items():
     methods += [label] + ([evaluate.ensemble_label(label)]
                           if _ENSEMBLE.value and d.dihedral_ok else [])
+  methods += [evaluate.GUIDED_NOISY] if "real" in _NOISE.value else []
   if use_bm3d:  # Real noise: BM3D with the noise level estimated from each image.
     methods += ["BM3D"] if any(n != "real" for n in _NOISE.value) else []
     methods += [evaluate.BM3D_ESTIMATED] if "real" in _NOISE.value else []
