@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from dbsn_jax import noise, noise_estimate, predict, realworld
+from dbsn_jax import noise, predict, realworld
 from dbsn_jax.data import noisy_sets, sources
-from dbsn_jax.train import stage1
+from dbsn_jax.train import stage1, stage2
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A stage-1 workdir (synthetic noise).")
 _CROP = flags.DEFINE_integer("crop", 128, "Centre crop side per image (0: full images).")
@@ -46,12 +46,10 @@ def rows_for(config, model, params, images, names, crop: int = 128, seed: int = 
                      "photos: pass --clean=SOURCE (the training images' clean versions)")
   rw = realworld.settings(config)
   known, blind = predict.make_denoise_fn(model, rw), predict.make_image_denoiser(model, rw)
-  estimate = jax.jit(noise_estimate.white_noise_covariance)
   per_image = bool(config.noise_model.per_image)
-  f = rw.downsample
+  cut = (lambda a: noisy_sets.centre_crop(a, crop) if crop else a)  # noqa: E731
   rows = []
   for i, (img, name) in enumerate(zip(images, names)):
-    cut = (lambda a: noisy_sets.centre_crop(a, crop) if crop else a)  # noqa: E731
     ids = jnp.array([i], jnp.int32)
     if add is None:
       y = jnp.asarray(cut(img))[None]
@@ -65,8 +63,9 @@ def rows_for(config, model, params, images, names, crop: int = 128, seed: int = 
            "known": float(stage1.rms_std(predict.learned_noise(out)).mean())}
     if per_image:
       row["picked"] = float(stage1.rms_std(predict.learned_noise(blind(params, y))).mean())
-    subs = [estimate(y[0, a::f, b::f]) for a in range(f) for b in range(f)]
-    row["estimated"] = float(stage1.rms_std(jnp.stack(subs)).mean())
+    # What stage 2's 'estimated' levels are: one estimate per down-sampling phase.
+    levels = stage2.estimated_levels([np.asarray(y[0])], rw.downsample)
+    row["estimated"] = float(stage1.rms_std(levels).mean())
     rows.append(row)
   return rows
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dbsn_jax import noise
-from dbsn_jax.data import sources
+from dbsn_jax.data import noisy_sets, sources
 from dbsn_jax.train import stage1
 from tests.conftest import tiny_stage1_config
 
@@ -56,8 +56,7 @@ def test_real_noise_is_measured_against_its_clean_photo():
   names = ["a", "b", "c"]
   rows = per_image_noise.rows_for(config, model, params, noisy, names, crop=48, clean=clean)
   for r, x, y in zip(rows, clean, noisy):
-    d = 255 * (per_image_noise.noisy_sets.centre_crop(y, 48)
-               - per_image_noise.noisy_sets.centre_crop(x, 48))
+    d = 255 * (noisy_sets.centre_crop(y, 48) - noisy_sets.centre_crop(x, 48))
     np.testing.assert_allclose(r["true"], d.std(), rtol=1e-4)
   np.testing.assert_allclose([r["estimated"] for r in rows], sigmas, rtol=0.25)
   with pytest.raises(ValueError, match="--clean"):
