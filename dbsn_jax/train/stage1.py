@@ -81,13 +81,17 @@ def validate(config, num_images: int = 0) -> None:
 
 
 def create_state(config, model: Stage1Model, num_images: int = 0) -> state_lib.TrainState:
-  """Fresh parameters, Adam state and noise key from config.seed."""
-  k_init, k_noise = jax.random.split(jax.random.PRNGKey(config.seed))
-  p = config.data.patch_size
-  y = jnp.zeros((1, p, p, config.channels), jnp.float32)
-  params = jax.jit(model.init)(k_init, y, jnp.zeros((1,), jnp.int32))["params"]
+  """Fresh parameters, Adam state and noise key from config.seed, in one compiled program
+  (not one per optimizer-state leaf)."""
   tx = state_lib.make_optimizer(config.optim, config.train.num_steps)
-  return state_lib.TrainState.create(apply_fn=model.apply, params=params, tx=tx, key=k_noise)
+
+  def init(seed):
+    k_init, k_noise = jax.random.split(jax.random.PRNGKey(seed))
+    p = config.data.patch_size
+    y = jnp.zeros((1, p, p, config.channels), jnp.float32)
+    params = model.init(k_init, y, jnp.zeros((1,), jnp.int32))["params"]
+    return state_lib.TrainState.create(apply_fn=model.apply, params=params, tx=tx, key=k_noise)
+  return jax.jit(init)(config.seed)
 
 
 def loss_fn(params, model, y, image_ids, step, loss_cfg, gaussian_from=None):
@@ -296,8 +300,7 @@ def load(workdir: str, step=None, mesh=None):
   num_images = int(saved.pop("num_images", 0))
   config = ml_collections.ConfigDict(saved)
   model = build_model(config, num_images)
-  target = jax.eval_shape(lambda: create_state(config, model, num_images))
-  target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)
+  target = state_lib.restore_target(lambda: create_state(config, model, num_images))
   if mesh is not None:
     target = parallel.replicate(target, mesh)
   restored = checkpoints.restore(checkpoints.manager(workdir, create=False), target, step)

@@ -282,13 +282,18 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images, l
 
 
 def create_state(config, model):
-  """Fresh denoiser parameters (and BatchNorm statistics), Adam state, noise key."""
-  k_init, k_noise = jax.random.split(jax.random.PRNGKey(config.seed + 1))
-  p = config.data.patch_size
-  variables = jax.jit(model.init)(k_init, jnp.zeros((1, p, p, config.channels)))
+  """Fresh denoiser parameters (and BatchNorm statistics), Adam state, noise key, in one
+  compiled program."""
   tx = state_lib.make_optimizer(config.optim, config.train.num_steps)
-  return state_lib.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
-                                     key=k_noise, batch_stats=variables.get("batch_stats", {}))
+
+  def init(seed):
+    k_init, k_noise = jax.random.split(jax.random.PRNGKey(seed + 1))
+    p = config.data.patch_size
+    variables = model.init(k_init, jnp.zeros((1, p, p, config.channels)))
+    return state_lib.TrainState.create(apply_fn=model.apply, params=variables["params"],
+                                       tx=tx, key=k_noise,
+                                       batch_stats=variables.get("batch_stats", {}))
+  return jax.jit(init)(config.seed)
 
 
 def make_stage2_fn(model, config=None):
@@ -416,6 +421,6 @@ def load(workdir: str):
                      "expected a 'stage2' one (train it with dbsn-distill)")
   config = ml_collections.ConfigDict(saved)
   model = build_denoiser(config)
-  target = create_state(config, model)
+  target = state_lib.restore_target(lambda: create_state(config, model))
   state = checkpoints.restore(checkpoints.manager(workdir, create=False), target)[0]
   return config, model, state

@@ -5,6 +5,7 @@ from typing import Any, NamedTuple
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax.training import train_state
 
@@ -44,6 +45,14 @@ def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
     step = max(1, int(round(frac * num_steps)))
     bounds[step] = bounds.get(step, 1.0) * optim_cfg.decay
   return optax.piecewise_constant_schedule(optim_cfg.lr, bounds)
+
+
+def restore_target(make_state) -> TrainState:
+  """A state of zeros with the structure `make_state()` returns, for a checkpoint to be
+  restored into: traced, not run (no initialisation is compiled), one host-to-device
+  copy."""
+  abstract = jax.eval_shape(make_state)
+  return jax.device_put(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract))
 
 
 class ParamsEMAState(NamedTuple):

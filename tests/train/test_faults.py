@@ -20,7 +20,7 @@ def _params(workdir):
 
 def test_nan_streak_stops_with_last_good_checkpoint_intact(tmp_path):
   wd = str(tmp_path / "wd")
-  stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 3}), wd)
+  stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 3, "eval.source": ""}), wd)
   good = [np.asarray(p) for p in _params(wd)]
   nan_dir = tmp_path / "nan"
   nan_dir.mkdir()
@@ -75,7 +75,7 @@ def test_kill_minus_nine_then_resume_equals_uninterrupted(tmp_path):
 
 def test_damaged_checkpoint_is_refused(tmp_path):
   wd = str(tmp_path)
-  stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 3}), wd)
+  stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 3, "eval.source": ""}), wd)
   state_dir = tmp_path / "checkpoints" / "3" / "state"
   files = [os.path.join(d, f) for d, _, fs in os.walk(state_dir) for f in fs
            if os.path.getsize(os.path.join(d, f)) > 100]
@@ -126,7 +126,7 @@ def test_a_full_disk_at_save_names_the_path_and_keeps_the_last_checkpoint(tmp_pa
   import errno
   import orbax.checkpoint as ocp
   wd = str(tmp_path / "wd")
-  stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 2}), wd)
+  stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 2, "eval.source": ""}), wd)
   good = [np.asarray(p) for p in _params(wd)]
 
   def full(*a, **k):
@@ -135,7 +135,8 @@ def test_a_full_disk_at_save_names_the_path_and_keeps_the_last_checkpoint(tmp_pa
   with pytest.raises(OSError, match=r"cannot save the checkpoint of step 3 in .*checkpoints "
                      r"\(.*No space left on device\); the last complete checkpoint, step 2, "
                      "is kept"):
-    stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 4}), wd)
+    stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 4, "eval.source": ""}),
+                              wd)
   monkeypatch.undo()
   assert checkpoints.manager(wd, create=False).latest_step() == 2
   for a, b in zip(good, _params(wd)):

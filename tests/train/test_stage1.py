@@ -65,7 +65,8 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch):
 
 
 def test_resuming_a_different_architecture_is_refused(tmp_path):
-  stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 2}), str(tmp_path))
+  stage1.train_and_evaluate(tiny_stage1_config(**{"train.num_steps": 2, "eval.source": ""}),
+                            str(tmp_path))
   other = tiny_stage1_config(**{"train.num_steps": 4, "model.features": 12})
   with pytest.raises(ValueError, match="model"):
     stage1.train_and_evaluate(other, str(tmp_path))
