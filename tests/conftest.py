@@ -7,13 +7,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # so that xdist workers and the subprocesses the tests start (they inherit os.environ)
 # share it. Most test time is XLA compiling the same tiny programs again, in another
 # test or process; the cache is keyed by the program, the flags and the JAX version,
-# so a hit runs exactly the executable a compile would give. The size cap turns on
-# JAX's file lock for concurrent readers and writers.
+# so a hit runs exactly the executable a compile would give. Every program is kept,
+# however quick to compile: the op-by-op ones (10-70 ms each to compile, a few ms to
+# read) recur in every process the suite starts. No size cap: with one, JAX locks the
+# cache for every read and write and lists the whole directory at every write, which
+# costs more than it saves at thousands of entries (docs/speed.md, "Test suite"). An
+# entry read while another process writes it fails to decompress, and JAX then
+# warns and compiles.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(REPO, ".pytest_cache", "jax_compilation"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 * 2**30))
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", "-1")
 # Nearly every test compiles a tiny program and runs it a few times, where XLA's
 # optimisation passes cost more than they save (docs/speed.md, "Test suite").
 # Tests that train for hundreds of steps take them back with `@pytest.mark.optimized`.
