@@ -24,6 +24,11 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", "-1")
 # Tests that train for hundreds of steps take them back with `@pytest.mark.optimized`.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
+from dbsn_jax import xla_cpu  # noqa: E402
+
+# The XLA CPU kernels the binaries use (dbsn_jax.xla_cpu), for in-process tests too.
+xla_cpu.use_xla_kernels()
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 

@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from absl import app, flags
 
-from dbsn_jax import defaults
+from dbsn_jax import defaults, xla_cpu
 from dbsn_jax.models import DnCNN, MWCNN, NoiseEstimator
 from dbsn_jax.train import stage1
 
@@ -48,6 +48,10 @@ _SPEED = flags.DEFINE_bool("speed", True, "The speed table.")
 _MEMORY = flags.DEFINE_bool("memory", False, "The accelerator memory check.")
 _MEM_BATCH = flags.DEFINE_integer("memory_batch", 32, "Patches per device for --memory.")
 _DEVICE_GB = flags.DEFINE_float("device_gb", 16.0, "Device memory for --memory.")
+_XLA_KERNELS = flags.DEFINE_bool(
+    "xla_kernels", True, "XLA's own CPU conv kernels, as the binaries set them "
+    "(dbsn_jax.xla_cpu); --noxla_kernels leaves XLA_FLAGS as it is (jaxlib's default: "
+    "YNNPACK fusions).")
 _HUGEPAGES = flags.DEFINE_bool(
     "hugepages", True, "Re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (docs/speed.md).")
 
@@ -318,9 +322,12 @@ def main(argv):
     # reference-size step takes 2.2 M first-touch faults. Only settable at process start.
     env = dict(os.environ, GLIBC_TUNABLES=":".join(filter(None, [tunables, HUGETLB])))
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
+  if _XLA_KERNELS.value:
+    xla_cpu.use_xla_kernels()  # Before the backend starts (jax.default_backend below).
   info = {"jax": jax.__version__, "backend": jax.default_backend(),
           "cpu": platform.processor() or platform.machine(), "time": time.ctime(),
-          "glibc_tunables": tunables}
+          "glibc_tunables": tunables,
+          "xla_flags": os.environ.get("XLA_FLAGS", "")}
   if not (_SPEED.value or _MEMORY.value):
     raise app.UsageError("--nospeed without --memory leaves nothing to measure")
   result = {"info": info}

@@ -5,6 +5,8 @@ from typing import Callable, Dict
 
 from absl import logging
 
+from dbsn_jax import xla_cpu
+
 
 class _Quiet(std_logging.Filter):
   """Drop INFO chatter of libraries (orbax logs every file of every save)."""
@@ -14,7 +16,9 @@ class _Quiet(std_logging.Filter):
 
 
 def setup():
-  """Log this package's progress at INFO to stderr, libraries at WARNING."""
+  """Log this package's progress at INFO to stderr, libraries at WARNING; XLA's own CPU
+  kernels instead of YNNPACK's fusions (`xla_cpu`). Call before any JAX computation."""
+  xla_cpu.use_xla_kernels()
   logging.set_verbosity(logging.INFO)
   logging.use_absl_handler()
   logging.get_absl_handler().addFilter(_Quiet())
