@@ -1,5 +1,8 @@
 """Shared test fixtures: tiny configs that run in seconds on a CPU."""
+import fcntl
 import os
+import pickle
+import shutil
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,6 +67,26 @@ def apply_overrides(config, overrides):
       node = node[p]
     node[leaf] = v
   return config
+
+
+def build_once(tmp_path_factory, name: str, build):
+  """`build(folder)`'s result, built once per test run in a folder of its own, whichever
+  xdist worker asks first; the other waits for it and reuses it (pickled). For costly
+  module fixtures (trained workdirs, subprocess output) that the tests only read."""
+  base = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    base = base.parent  # This run's folder, which holds each worker's own.
+  result = base / f"shared-{name}.pkl"
+  with open(base / f"shared-{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes, or the worker dies.
+    if not result.exists():
+      folder = base / f"shared-{name}"
+      shutil.rmtree(folder, ignore_errors=True)  # A build that failed half-way.
+      folder.mkdir()
+      tmp = result.with_suffix(".tmp")
+      tmp.write_bytes(pickle.dumps(build(folder)))
+      tmp.rename(result)
+    return pickle.loads(result.read_bytes())
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dbsn_jax import evaluate, metrics, realworld
-from tests.conftest import REPO
+from tests.conftest import REPO, build_once
 
 _DUMP = """
 import hashlib, json, sys
@@ -23,8 +23,8 @@ print(json.dumps(out))
 SETTINGS = ("25", "hg", "mg")
 
 
-@pytest.fixture(scope="module")
-def two_processes():
+def _dump_twice(folder):
+  del folder
   runs = []
   for _ in range(2):
     out = subprocess.run([sys.executable, "-c", _DUMP, *SETTINGS], cwd=REPO,
@@ -32,6 +32,11 @@ def two_processes():
     assert out.returncode == 0, out.stderr[-2000:]
     runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
   return runs
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+  return build_once(tmp_path_factory, "noisy_set_hashes", _dump_twice)
 
 
 @pytest.mark.parametrize("setting", SETTINGS)

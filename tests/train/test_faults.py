@@ -37,10 +37,10 @@ def test_nan_streak_stops_with_last_good_checkpoint_intact(tmp_path):
   assert step >= 3 and all(np.all(np.isfinite(p)) for p in _params(wd))
 
 
-def _train_cmd(wd, steps=40):
+def _train_cmd(wd, steps=32):
   return [sys.executable, "-m", "dbsn_jax.cli.train", "--config=configs/demo.py",
           f"--workdir={wd}", f"--config.stage1.train.num_steps={steps}",
-          "--config.stage1.train.checkpoint_every=4", "--config.stage1.model.features=8",
+          "--config.stage1.train.checkpoint_every=8", "--config.stage1.model.features=8",
           "--config.stage1.data.patch_size=24", "--config.stage1.eval.source="]
 
 
@@ -63,7 +63,7 @@ def test_kill_minus_nine_then_resume_equals_uninterrupted(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
   # A half-written save looks like this; resuming must ignore it.
-  (killed / "checkpoints" / "36.orbax-checkpoint-tmp-123").mkdir()
+  (killed / "checkpoints" / "24.orbax-checkpoint-tmp-123").mkdir()
   stderr = uninterrupted.communicate(timeout=600)[1]
   assert uninterrupted.returncode == 0, stderr[-2000:]
   r = subprocess.run(_train_cmd(killed), cwd=REPO, capture_output=True, text=True, timeout=600)

@@ -24,7 +24,8 @@ def _learned_std(sigma, steps=STEPS, **overrides):
   model = stage1.build_model(config)
   state = stage1.create_state(config, model)
   step = stage1.make_train_step(config, model)
-  it = input_pipeline.train_iterator(input_pipeline.train_dataset(images, 32, 8, 0), 1)
+  it = input_pipeline.train_iterator(input_pipeline.train_dataset(
+      images, config.data.patch_size, config.data.batch_size, 0), 1)
   stds = []
   for _ in range(steps):
     state, m = step(state, next(it))
@@ -34,9 +35,11 @@ def _learned_std(sigma, steps=STEPS, **overrides):
 
 
 @pytest.mark.optimized
-@pytest.mark.parametrize("sigma", [10.0, 40.0])
-def test_default_schedule_learns_sigma_within_ten_percent(sigma):
-  learned = _learned_std(sigma)
+@pytest.mark.parametrize("sigma,batch", [(10.0, 8), (40.0, 4)])
+def test_default_schedule_learns_sigma_within_ten_percent(sigma, batch):
+  """Weak noise needs the better mu of 8 patches a step (with 4: +3 to +22 % over seeds
+  0-2); strong noise lands within 3 % with 4."""
+  learned = _learned_std(sigma, **{"data.batch_size": batch})
   assert abs(learned / sigma - 1.0) < 0.10, learned
 
 
@@ -50,9 +53,12 @@ def test_switch_step_follows_the_loss_kind():
   assert stage1.switch_step(config) > config.train.num_steps
 
 
-@pytest.mark.optimized
 def test_plain_nll_from_scratch_leaves_the_noise_level_where_it_started():
   """The fault the schedule fixes: with Sigma_mu free, log|Sigma_mu + Sigma_n| cannot
-  tell the two apart, and Sigma_n stays near its initial ~4.9 / 255."""
-  learned = _learned_std(40.0, steps=150, **{"loss.kind": "gaussian"})
-  assert learned < 20.0, learned
+  tell the two apart, and Sigma_n stays near its initial ~4.9 / 255. Eq. 8 alone, over
+  the same steps, moves it past the truth (towards sigma^2 + mu's error: 52-59 over
+  seeds 0-2)."""
+  small = {"model.features": 8, "data.patch_size": 16}
+  plain = _learned_std(40.0, steps=100, **small, **{"loss.kind": "gaussian"})
+  eq8 = _learned_std(40.0, steps=100, **small, **{"loss.kind": "constrained"})
+  assert plain < 20.0 and eq8 > 1.1 * 40.0, (plain, eq8)

@@ -11,7 +11,7 @@ from dbsn_jax import defaults, inference, metrics, realworld, workflow
 from dbsn_jax.data import image_io, input_pipeline
 from dbsn_jax.models import NoiseEstimator
 from dbsn_jax.train import stage1, stage2
-from tests.conftest import apply_overrides, tiny_stage1_config
+from tests.conftest import apply_overrides, build_once, tiny_stage1_config
 
 
 def _smooth_images(n, size, rng):
@@ -141,8 +141,8 @@ def _real_config(tmp_path):
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
   """One tiny real-photo pipeline run shared by the tests below: (workdir, output)."""
-  tmp_path = tmp_path_factory.mktemp("real")
-  return tmp_path, workflow.run(_real_config(tmp_path), str(tmp_path))
+  return build_once(tmp_path_factory, "real_run",
+                    lambda folder: (folder, workflow.run(_real_config(folder), str(folder))))
 
 
 def test_real_photo_pipeline_down_samples_in_stage1_and_not_in_stage2(real_run):

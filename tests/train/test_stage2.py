@@ -9,19 +9,23 @@ from dbsn_jax import defaults, inference, realworld
 from dbsn_jax.data import mixed, sources
 from dbsn_jax.train import stage1, stage2
 from dbsn_jax.train import state as state_lib
-from tests.conftest import apply_overrides, tiny_stage1_config
+from tests.conftest import apply_overrides, build_once, tiny_stage1_config
 
 
-@pytest.fixture(scope="module")
-def stage1_dirs(tmp_path_factory):
+def _train_stage1_dirs(folder):
   dirs = {}
   for name, per_image in (("shared", False), ("per_image", True)):
-    wd = str(tmp_path_factory.mktemp(name))
+    wd = str(folder / name)
     stage1.train_and_evaluate(tiny_stage1_config(**{
         "train.num_steps": 2, "noise_model.per_image": per_image,
         "noise_model.mode": "hetero"}), wd)
     dirs[name] = wd
   return dirs
+
+
+@pytest.fixture(scope="module")
+def stage1_dirs(tmp_path_factory):
+  return build_once(tmp_path_factory, "stage2_stage1_dirs", _train_stage1_dirs)
 
 
 def tiny_stage2_config(stage1_workdir, **overrides):
