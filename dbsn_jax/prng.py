@@ -16,6 +16,11 @@ def normal(key, shape, dtype=jnp.float32):
   return jax.random.normal(key, (math.prod(shape),), dtype).reshape(shape)
 
 
+def uniform(key, shape, dtype=jnp.float32, minval=0.0, maxval=1.0):
+  """`jax.random.uniform(key, shape, dtype, minval, maxval)`, drawn flat."""
+  return jax.random.uniform(key, (math.prod(shape),), dtype, minval, maxval).reshape(shape)
+
+
 def poisson(key, lam, shape):
   """`jax.random.poisson(key, lam, shape)` for `lam` of `shape`, drawn flat."""
   lam = jnp.broadcast_to(lam, shape)

@@ -1,5 +1,6 @@
 """Shared test fixtures: tiny configs that run in seconds on a CPU."""
 import fcntl
+import functools
 import os
 import pickle
 import shutil
@@ -35,7 +36,7 @@ xla_cpu.use_xla_kernels()
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-from dbsn_jax import defaults  # noqa: E402
+from dbsn_jax import defaults, prng  # noqa: E402
 
 
 def tiny_stage1_config(**overrides):
@@ -56,6 +57,21 @@ def tiny_stage1_config(**overrides):
   c.train.checkpoint_every = 3
   c.optim.lr = 1e-3
   return apply_overrides(c, overrides)
+
+
+def perturbed(tree, seed=0, scale=0.1):
+  """`tree` plus `scale` x standard normal noise per leaf (keys split from `seed`), so
+  that biases and zero-initialised layers are not special. One compiled program per
+  tree, not one op-by-op draw per leaf shape."""
+  return _perturbed(tree, jax.random.PRNGKey(seed), scale)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _perturbed(tree, key, scale):
+  leaves, treedef = jax.tree.flatten(tree)
+  keys = jax.random.split(key, len(leaves))
+  return jax.tree.unflatten(treedef, [p + scale * prng.normal(k, p.shape)
+                                      for p, k in zip(leaves, keys)])
 
 
 def apply_overrides(config, overrides):

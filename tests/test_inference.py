@@ -4,24 +4,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dbsn_jax import inference
+from dbsn_jax import inference, prng
 from dbsn_jax.models import MWCNN
 from dbsn_jax.train import stage1
-from tests.conftest import tiny_stage1_config
+from tests.conftest import perturbed, tiny_stage1_config
 
 
-def _perturb(tree, seed=0, scale=0.1):
-  leaves, t = jax.tree.flatten(tree)
-  keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-  return jax.tree.unflatten(t, [p + scale * jax.random.normal(k, p.shape)
-                                for p, k in zip(leaves, keys)])
 
 
 def _stage1(mode="awgn", channels=1, **kw):
   config = tiny_stage1_config(**{"noise_model.mode": mode, "channels": channels})
   model = stage1.build_model(config)
   params = stage1.create_state(config, model).params
-  return inference.stage1_denoiser(config, model, _perturb(params), **kw)
+  return inference.stage1_denoiser(config, model, perturbed(params), **kw)
 
 
 def _mwcnn(channels=1, **kw):
@@ -31,7 +26,7 @@ def _mwcnn(channels=1, **kw):
   config.denoiser.widths, config.denoiser.convs = (8, 8, 8), 1
   model = MWCNN(channels, (8, 8, 8), 1)
   variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, channels)))
-  return inference.stage2_denoiser(config, model, {"params": _perturb(variables["params"])},
+  return inference.stage2_denoiser(config, model, {"params": perturbed(variables["params"])},
                                    **kw)
 
 
@@ -93,7 +88,7 @@ def test_buckets_bound_compilations():
 ])
 def test_tiled_equals_untiled(make, size, tile):
   d = make(tile=tile, bucket=False)
-  y = jax.random.uniform(jax.random.PRNGKey(0), (1,) + size + (d.channels,))
+  y = prng.uniform(jax.random.PRNGKey(0), (1,) + size + (d.channels,))
   whole = d.run(y, tile=False)
   tiled = d.run(y, tile=True)
   assert d.traces >= 2  # Tiles compiled separately from the whole image.
@@ -133,7 +128,7 @@ def test_a_broken_weights_config_says_what_it_is(tmp_path, meta):
 
 def test_export_matches_live_model():
   for d in (_stage1("hetero"), _mwcnn()):
-    y = jax.random.uniform(jax.random.PRNGKey(2), (1, 32, 48, 1))
+    y = prng.uniform(jax.random.PRNGKey(2), (1, 32, 48, 1))
     blob = inference.export(d, y.shape)
     np.testing.assert_allclose(inference.load_exported(blob)(y), d.apply_fn(d.params, y),
                                atol=1e-5)
@@ -154,7 +149,7 @@ def test_bucket_padding_equals_the_exact_size(mode, channels, size):
   # Padding to a bucket must not change a stage-1 result: D-BSN zeroes the padding's
   # features (as zero padding at the exact size does) and CNN_est averages the image only.
   d = _stage1(mode, channels=channels)
-  y = jax.random.uniform(jax.random.PRNGKey(1), (2,) + size + (channels,))
+  y = prng.uniform(jax.random.PRNGKey(1), (2,) + size + (channels,))
   exact = d.apply_fn(d.params, y)
   np.testing.assert_allclose(d.run(y), exact, atol=1e-5)
   np.testing.assert_allclose(d.run(y, tile=True), exact, atol=1e-5)
@@ -172,7 +167,7 @@ def test_a_tiny_tile_is_raised_with_a_warning_not_crawled_through():
     return local(*a)
 
   d._local = counting
-  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 120, 160, 1))
+  y = prng.uniform(jax.random.PRNGKey(0), (1, 120, 160, 1))
   with pytest.warns(UserWarning, match="tile 8 is too small"):
     tiled = d.run(y, tile=True)
   assert calls["n"] <= 64, calls
@@ -215,7 +210,7 @@ def test_stage2_buckets_and_tiles_equal_the_exact_size(arch, size):
   # 0.0066 inside) between a bucket and the exact size: the bucket's mirrored padding
   # reached the image through the convolutions. Now both networks zero it.
   d = _mwcnn() if arch == "mwcnn" else _dncnn()
-  y = jax.random.uniform(jax.random.PRNGKey(3), (2,) + size + (1,))
+  y = prng.uniform(jax.random.PRNGKey(3), (2,) + size + (1,))
   exact = np.asarray(d.apply_fn(d.params, y))
   assert d.bucket and (inference.bucket_size(size[0], d.multiple) > size[0]
                        or inference.bucket_size(size[1], d.multiple) > size[1])
@@ -234,7 +229,7 @@ def _dncnn(channels=1, **kw):
   model = DnCNN(channels, 8, 4)
   variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, channels)))
   stats = jax.tree.map(lambda s: s + 0.3, variables["batch_stats"])  # BN with offsets.
-  return inference.stage2_denoiser(config, model, {"params": _perturb(variables["params"]),
+  return inference.stage2_denoiser(config, model, {"params": perturbed(variables["params"]),
                                                    "batch_stats": stats}, **kw)
 
 
@@ -254,7 +249,7 @@ def test_noise_cov_in_a_bucket_equals_the_exact_size():
   # table) runs in size buckets: one compilation for a folder of mixed sizes.
   d = _stage1("multivariate", channels=3)
   exact = _stage1("multivariate", channels=3, bucket=False)
-  y = jax.random.uniform(jax.random.PRNGKey(2), (1, 21, 30, 3))
+  y = prng.uniform(jax.random.PRNGKey(2), (1, 21, 30, 3))
   cov = np.asarray(d.noise_cov(y))
   assert cov.shape == (1, 21, 30, 3, 3)
   np.testing.assert_allclose(cov, np.asarray(exact.noise_cov(y)), atol=1e-6)

@@ -4,13 +4,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dbsn_jax import noise
+from dbsn_jax import noise, prng
 
 KEY = jax.random.PRNGKey(0)
 
 
 def _x(c=1, b=4, size=128):
-  return jax.random.uniform(jax.random.PRNGKey(7), (b, size, size, c), minval=0.05, maxval=0.95)
+  return prng.uniform(jax.random.PRNGKey(7), (b, size, size, c), minval=0.05, maxval=0.95)
 
 
 def test_awgn_variance():

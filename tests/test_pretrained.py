@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dbsn_jax import denoise, inference, metrics
+from dbsn_jax import denoise, inference, metrics, prng
 from dbsn_jax.data import sources
 
 NAMES = inference.pretrained_names()
@@ -19,7 +19,7 @@ def test_bundled_model_denoises(name):
   d = inference.load_denoiser(name)
   x = sources.load("sample:camera", d.channels).images[0][128:288, 128:288]
   sigma = 25 / 255
-  y = x + sigma * np.asarray(jax.random.normal(jax.random.PRNGKey(0), x.shape))
+  y = x + sigma * np.asarray(prng.normal(jax.random.PRNGKey(0), x.shape))
   gain = float(metrics.psnr(jnp.asarray(d(y.astype(np.float32)))[None], x[None])[0]
                - metrics.psnr(jnp.asarray(y)[None], x[None])[0])
   assert gain > 4.0, f"{name} improved PSNR by only {gain:.2f} dB"

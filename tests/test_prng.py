@@ -17,6 +17,9 @@ def test_flat_draws_equal_shaped_draws(shape):
   for dtype in (jnp.float32, jnp.bfloat16):
     np.testing.assert_array_equal(np.asarray(prng.normal(key, shape, dtype), np.float32),
                                   np.asarray(jax.random.normal(key, shape, dtype), np.float32))
+    np.testing.assert_array_equal(
+        np.asarray(prng.uniform(key, shape, dtype, 0.5, 2.0), np.float32),
+        np.asarray(jax.random.uniform(key, shape, dtype, 0.5, 2.0), np.float32))
   lam = 10.0 * jax.random.uniform(jax.random.PRNGKey(4), shape)
   np.testing.assert_array_equal(prng.poisson(key, lam, shape),
                                 jax.random.poisson(key, lam, shape))

@@ -6,16 +6,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dbsn_jax import prng
 from dbsn_jax.models import DBSN
+from tests.conftest import perturbed
 
 
 def _random_params(model, y, seed=0):
   """Initial parameters plus noise, so biases and output layers are not special."""
-  params = model.init(jax.random.PRNGKey(seed), y)["params"]
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.PRNGKey(seed + 1), len(leaves))
-  leaves = [p + 0.1 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)]
-  return jax.tree.unflatten(tree, leaves)
+  return perturbed(model.init(jax.random.PRNGKey(seed), y)["params"], seed + 1, 0.1)
 
 
 def _input_gradient(model, params, y, pixel):
@@ -39,7 +37,7 @@ def _jitted_gradient(model, params, y, pixel):
 def test_blind_spot_is_exact(channels, style, branches):
   model = DBSN(channels=channels, features=8, branches=branches, blocks=(1,) * len(branches),
                mdc_style=style, sigma_form="full" if channels == 3 else "diag")
-  y = jax.random.uniform(jax.random.PRNGKey(3), (1, 28, 28, channels))
+  y = prng.uniform(jax.random.PRNGKey(3), (1, 28, 28, channels))
   params = _random_params(model, y)
   for pixel in [(14, 14), (0, 0), (27, 5)]:
     g = _input_gradient(model, params, y, pixel)
@@ -62,7 +60,7 @@ def test_blind_spot_on_optimised_paths(impl, monkeypatch):
   monkeypatch.setattr(fast_conv, "taps_pay", lambda *shapes: True)
   branches = ((3, 2), (5, 3))
   model = DBSN(channels=1, features=8, branches=branches, blocks=(1, 1), conv_impl=impl)
-  y = jax.random.uniform(jax.random.PRNGKey(3), (1, 27, 25, 1))
+  y = prng.uniform(jax.random.PRNGKey(3), (1, 27, 25, 1))
   params = _random_params(model, y)
   for pixel in [(13, 12), (0, 0), (26, 24)]:
     g = _input_gradient(model, params, y, pixel)
@@ -92,7 +90,7 @@ def _reachable(branches, blocks):
 def test_unmasked_network_leaks():
   """Negative control: without the centre mask the output sees its own input."""
   model = DBSN(channels=1, features=8, blocks=(1, 1), blind=False)
-  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 24, 24, 1))
+  y = prng.uniform(jax.random.PRNGKey(0), (1, 24, 24, 1))
   g = _input_gradient(model, _random_params(model, y), y, (12, 12))
   assert np.abs(g[12, 12]).sum() > 0
 
@@ -112,7 +110,7 @@ def test_reference_parameter_count():
 
 def test_output_shapes_and_positive_sigma():
   model = DBSN(channels=3, features=8, blocks=(1, 1), sigma_form="full")
-  y = jax.random.uniform(jax.random.PRNGKey(0), (2, 20, 20, 3))
+  y = prng.uniform(jax.random.PRNGKey(0), (2, 20, 20, 3))
   params = _random_params(model, y)
   mu, sigma = jax.jit(model.apply)({"params": params}, y)
   assert mu.shape == (2, 20, 20, 3) and sigma.shape == (2, 20, 20, 3, 3)
@@ -123,7 +121,7 @@ def test_output_shapes_and_positive_sigma():
 def test_initial_mu_is_not_far_off():
   """Scaled output init: mu starts within 0.1 of mid-grey, not ~86x too large."""
   model = DBSN(channels=1, features=16, blocks=(2, 2))
-  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 32, 32, 1))
+  y = prng.uniform(jax.random.PRNGKey(0), (1, 32, 32, 1))
   mu, _ = model.apply(model.init(jax.random.PRNGKey(1), y), y)
   assert float(jnp.max(jnp.abs(mu - 0.5))) < 0.1
 

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dbsn_jax import prng
 from dbsn_jax.models import DnCNN, MWCNN
 
 
@@ -34,14 +35,14 @@ def test_reference_parameter_counts():
 
 @pytest.mark.parametrize("shape", [(1, 13, 21, 1), (2, 9, 16, 3)])
 def test_any_size_in_same_size_out(shape):
-  y = jax.random.uniform(jax.random.PRNGKey(0), shape)
+  y = prng.uniform(jax.random.PRNGKey(0), shape)
   for model in (MWCNN(shape[-1], (8, 8, 8), 1), DnCNN(shape[-1], 8, 5)):
     variables = model.init(jax.random.PRNGKey(1), y)
     assert model.apply(variables, y).shape == shape
 
 
 def test_mwcnn_starts_as_identity():
-  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 24, 16, 1))
+  y = prng.uniform(jax.random.PRNGKey(0), (1, 24, 16, 1))
   model = MWCNN(1, (8, 8, 8), 1)
   np.testing.assert_allclose(model.apply(model.init(jax.random.PRNGKey(1), y), y), y,
                              atol=1e-6)

@@ -4,7 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dbsn_jax import prng
 from dbsn_jax.models import DBSN, DnCNN, MWCNN, fast_conv
+from tests.conftest import perturbed
 
 _TAPS_PAY = fast_conv.taps_pay  # The real rule (the fixture below forces it on).
 
@@ -36,9 +38,9 @@ def test_fast_gradients_match_plain(k, d, cin, cout, batch, chunk_rows, taps, mo
     monkeypatch.setattr(fast_conv, "CHUNK_ROWS", chunk_rows)
     monkeypatch.setattr(fast_conv, "WHOLE_ROWS", 0)
   kx, kw, kg = jax.random.split(jax.random.PRNGKey(k * 10 + d), 3)
-  x = jax.random.normal(kx, (batch, 11, 13, cin))
-  w = jax.random.normal(kw, (k, k, cin, cout))
-  g = jax.random.normal(kg, (batch, 11, 13, cout))
+  x = prng.normal(kx, (batch, 11, 13, cin))
+  w = prng.normal(kw, (k, k, cin, cout))
+  g = prng.normal(kg, (batch, 11, 13, cout))
   _close(fast_conv.conv2d_fast(x, w, d), fast_conv.conv2d_plain(x, w, d))
   _, vjp_fast = jax.vjp(lambda a, b: fast_conv.conv2d_fast(a, b, d), x, w)
   _, vjp_plain = jax.vjp(lambda a, b: fast_conv.conv2d_plain(a, b, d), x, w)
@@ -67,7 +69,7 @@ def test_weight_gradient_float64_reference(form):
 
 @pytest.mark.parametrize("h,w,d", [(12, 18, 2), (13, 17, 2), (11, 16, 3), (1, 5, 3)])
 def test_space_to_batch_round_trip_and_mask(h, w, d):
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, h, w, 3))
+  x = prng.normal(jax.random.PRNGKey(0), (2, h, w, 3))
   sub, mask = fast_conv.space_to_batch(x, d)
   assert sub.shape == (2 * d * d, -(-h // d), -(-w // d), 3)
   np.testing.assert_array_equal(fast_conv.batch_to_space(sub, d, (h, w)), x)
@@ -90,8 +92,8 @@ def test_space_to_batch_stack_equals_dilated_convs(k, d):
   """Two dilated convs with bias and ReLU between them, on odd sizes: the padded pixels
   must be re-zeroed by the mask before the second conv, as the plain zero padding is."""
   kx, k1, k2 = jax.random.split(jax.random.PRNGKey(d), 3)
-  x = jax.random.normal(kx, (1, 13, 10, 2))
-  w1, w2 = jax.random.normal(k1, (k, k, 2, 4)), jax.random.normal(k2, (k, k, 4, 3))
+  x = prng.normal(kx, (1, 13, 10, 2))
+  w1, w2 = prng.normal(k1, (k, k, 2, 4)), prng.normal(k2, (k, k, 4, 3))
   bias = jnp.arange(4.0) - 1.0
 
   def plain(x):
@@ -125,7 +127,7 @@ def test_dbsn_fast_paths_equal_plain(impl, channels, shape, style):
   kw = dict(channels=channels, features=8, blocks=(2, 1), mdc_style=style,
             sigma_form="full" if channels == 3 else "diag")
   plain, fast = _model_case(DBSN, impl, **kw)
-  y = jax.random.uniform(jax.random.PRNGKey(0), shape + (channels,))
+  y = prng.uniform(jax.random.PRNGKey(0), shape + (channels,))
   params = plain.init(jax.random.PRNGKey(1), y)["params"]
   # Same parameter tree (names and shapes), so weights load into either path.
   assert (jax.tree.map(jnp.shape, fast.init(jax.random.PRNGKey(1), y)["params"])
@@ -141,7 +143,7 @@ def test_dbsn_fast_paths_equal_plain(impl, channels, shape, style):
 
 
 def test_remat_keeps_parameters_and_gradients():
-  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 10, 11, 1))
+  y = prng.uniform(jax.random.PRNGKey(0), (1, 10, 11, 1))
   base = DBSN(features=8, blocks=(1, 2))
   params = base.init(jax.random.PRNGKey(1), y)["params"]
   remat = base.clone(remat=True)
@@ -157,13 +159,10 @@ def test_remat_keeps_parameters_and_gradients():
     (DnCNN, dict(channels=3, features=8, depth=4), (2, 9, 7, 3))])
 def test_denoisers_fast_path_equals_plain(model_cls, kw, shape):
   plain, fast = _model_case(model_cls, "fast", **kw)
-  y = jax.random.uniform(jax.random.PRNGKey(0), shape)
+  y = prng.uniform(jax.random.PRNGKey(0), shape)
   variables = plain.init(jax.random.PRNGKey(1), y)
   # Random (not zero-initialised) weights, so every conv's gradient is exercised.
-  leaves, tree = jax.tree.flatten(variables["params"])
-  keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
-  variables = {**variables, "params": jax.tree.unflatten(
-      tree, [p + 0.1 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])}
+  variables = {**variables, "params": perturbed(variables["params"], 2, 0.1)}
   _close(fast.apply(variables, y), plain.apply(variables, y))
   loss = lambda p, m: jnp.sum(m.apply({**variables, "params": p}, y) ** 2)  # noqa: E731
   grad = jax.jit(jax.grad(loss), static_argnums=1)
@@ -172,7 +171,7 @@ def test_denoisers_fast_path_equals_plain(model_cls, kw, shape):
 
 def test_bfloat16_compute_on_fast_path():
   """bf16 inputs and parameters (mixed-precision training) flow through unchanged."""
-  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 9, 12, 1))
+  y = prng.uniform(jax.random.PRNGKey(0), (1, 9, 12, 1))
   plain, fast = _model_case(DBSN, "fast", features=8, blocks=(1, 1), dtype=jnp.bfloat16)
   params = plain.init(jax.random.PRNGKey(1), y)["params"]
   p16 = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
@@ -194,8 +193,8 @@ def test_gradients_inside_a_loop_equal_the_whole_batch():
   """Micro-batching runs the backward pass in a scan body: there too the fast
   gradients equal the plain whole-batch ones (both filter-gradient forms)."""
   kx, kw = jax.random.split(jax.random.PRNGKey(7))
-  x = jax.random.normal(kx, (4, 9, 11, 3))
-  ws = [w for w in jax.random.normal(kw, (2, 3, 3, 3, 3))]
+  x = prng.normal(kx, (4, 9, 11, 3))
+  ws = [w for w in prng.normal(kw, (2, 3, 3, 3, 3))]
 
   def loss(ws, v, conv):
     for w in ws:

@@ -4,20 +4,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dbsn_jax import prng
 from dbsn_jax.models import NoiseEstimator
+from tests.conftest import perturbed
 
 
 def _init(model, x, ids=None, seed=0):
-  params = model.init(jax.random.PRNGKey(seed), x, ids)["params"]
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.PRNGKey(seed + 1), len(leaves))
-  return jax.tree.unflatten(tree, [p + 0.3 * jax.random.normal(k, p.shape)
-                                   for p, k in zip(leaves, keys)])
+  return perturbed(model.init(jax.random.PRNGKey(seed), x, ids)["params"], seed + 1, 0.3)
 
 
 def test_hetero_is_local():
   model = NoiseEstimator(channels=3, mode="hetero")
-  x = jax.random.uniform(jax.random.PRNGKey(0), (1, 12, 12, 3))
+  x = prng.uniform(jax.random.PRNGKey(0), (1, 12, 12, 3))
   params = _init(model, x)
   a = model.apply({"params": params}, x)
   b = model.apply({"params": params}, x.at[0, 5, 7].add(0.5))
@@ -29,7 +27,7 @@ def test_hetero_is_local():
 
 def test_hetero_multivariate_is_local_and_full():
   model = NoiseEstimator(channels=3, mode="hetero_multivariate")
-  x = jax.random.uniform(jax.random.PRNGKey(0), (1, 12, 12, 3))
+  x = prng.uniform(jax.random.PRNGKey(0), (1, 12, 12, 3))
   params = _init(model, x)
   a = np.asarray(model.apply({"params": params}, x))
   b = np.asarray(model.apply({"params": params}, x.at[0, 5, 7].add(0.5)))
@@ -61,7 +59,7 @@ def test_table_init_does_not_grow_with_the_number_of_images():
 
 
 def test_awgn_and_multivariate_are_constant_per_image():
-  x = jax.random.uniform(jax.random.PRNGKey(0), (2, 10, 10, 3))
+  x = prng.uniform(jax.random.PRNGKey(0), (2, 10, 10, 3))
   for mode in ("awgn", "multivariate"):
     model = NoiseEstimator(channels=3, mode=mode)
     cov = np.asarray(model.apply({"params": _init(model, x)}, x))
@@ -82,7 +80,7 @@ def test_initial_std_is_about_five_levels():
 
 def test_image_specific_table_gathers_by_id():
   model = NoiseEstimator(channels=1, mode="hetero", num_models=5)
-  x = jax.random.uniform(jax.random.PRNGKey(0), (1, 6, 6, 1))
+  x = prng.uniform(jax.random.PRNGKey(0), (1, 6, 6, 1))
   params = _init(model, x, jnp.zeros((1,), jnp.int32))
   assert params["layer0_kernel"].shape == (5, 1, 16)
   out = [model.apply({"params": params}, x, jnp.array([i])) for i in range(5)]
@@ -97,7 +95,7 @@ def test_image_specific_table_gathers_by_id():
 def test_mask_averages_over_the_image_inside_a_padded_canvas(mode):
   # The Denoiser pads images to size buckets; the per-image average must ignore the pad.
   est = NoiseEstimator(channels=3, mode=mode, features=8, hidden_layers=1)
-  x = jax.random.uniform(jax.random.PRNGKey(0), (2, 13, 10, 3))
+  x = prng.uniform(jax.random.PRNGKey(0), (2, 13, 10, 3))
   params = {"params": _init(est, x)}
   canvas = jnp.pad(x, ((0, 0), (0, 3), (0, 6), (0, 0)), constant_values=0.5)
   mask = jnp.zeros(canvas.shape[:3] + (1,)).at[:, :13, :10].set(1.0)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dbsn_jax import noise
+from dbsn_jax import noise, prng
 from dbsn_jax.train import microbatch, stage1
 from tests.conftest import tiny_stage1_config
 
@@ -16,7 +16,7 @@ def _close(a, b, rel=1e-5):
 
 
 def _batch(config, b=4):
-  x = jax.random.uniform(jax.random.PRNGKey(0), (b, 24, 24, 1))
+  x = prng.uniform(jax.random.PRNGKey(0), (b, 24, 24, 1))
   ids = jnp.arange(b, dtype=jnp.int32) % 2
   y, _ = noise.from_config(config.noise)(jax.random.PRNGKey(1), x, ids)
   return y, ids
@@ -47,7 +47,7 @@ def test_microbatched_train_step_matches(tmp_path):
   """The whole jitted step: same loss and metrics; parameters move alike."""
   config = tiny_stage1_config()
   model = stage1.build_model(config)
-  batch = {"image": np.asarray(jax.random.uniform(jax.random.PRNGKey(2), (4, 24, 24, 1))),
+  batch = {"image": np.asarray(prng.uniform(jax.random.PRNGKey(2), (4, 24, 24, 1))),
            "image_id": np.zeros((4,), np.int32)}
   out = {}
   for micro in (0, 2):

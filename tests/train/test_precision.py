@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dbsn_jax import defaults
+from dbsn_jax import defaults, prng
 from dbsn_jax.data import input_pipeline, sources
 from dbsn_jax.train import parallel, precision, stage1, stage2
 from tests.conftest import tiny_stage1_config
@@ -40,7 +40,7 @@ def test_bf16_really_computes_in_bf16():
   config = tiny_stage1_config()
   model = stage1.build_model(config)
   params = stage1.create_state(config, model).params
-  y = jax.random.uniform(jax.random.PRNGKey(0), (1, 24, 24, 1))
+  y = prng.uniform(jax.random.PRNGKey(0), (1, 24, 24, 1))
   ids = jnp.zeros((1,), jnp.int32)
   bf = precision.stage1_model(model, jnp.bfloat16)
   jaxpr = str(jax.make_jaxpr(lambda p: bf.apply({"params": p}, y, ids))(params))

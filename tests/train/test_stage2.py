@@ -9,7 +9,7 @@ from dbsn_jax import defaults, inference, realworld
 from dbsn_jax.data import mixed, sources
 from dbsn_jax.train import stage1, stage2
 from dbsn_jax.train import state as state_lib
-from tests.conftest import apply_overrides, build_once, tiny_stage1_config
+from tests.conftest import apply_overrides, build_once, perturbed, tiny_stage1_config
 
 
 def _train_stage1_dirs(folder):
@@ -43,10 +43,7 @@ def tiny_stage2_config(stage1_workdir, **overrides):
 
 
 def _perturbed(params, seed=0):
-  leaves, tree = jax.tree.flatten(params["noise_model"])
-  keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-  noisy = [p + 0.5 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)]
-  return {**params, "noise_model": jax.tree.unflatten(tree, noisy)}
+  return {**params, "noise_model": perturbed(params["noise_model"], seed, 0.5)}
 
 
 @pytest.mark.parametrize("kind", ["shared", "per_image"])
