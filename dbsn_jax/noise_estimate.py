@@ -8,9 +8,12 @@ Textured images leak into every eigenvalue, so the covariance is taken over the
 weak-texture patches only: those whose gradient energy a noise-only patch of the
 current level would reach with 99 % probability, re-selected as the level settles
 (Liu, Tanaka & Okutomi, IEEE TIP 2013). Pure JAX with static shapes, so it runs under
-`jax.jit`. Used where the noise is white and content-independent (AWGN);
+`jax.jit`; the two public functions are jitted themselves, so that a call outside a
+program compiles once per image size, not once per operation. Used where the noise is white and content-independent (AWGN);
 docs/design.md sections 4 and 7, docs/noise_level.md.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -62,6 +65,7 @@ def _tail_mean(x, keep):
   return jnp.maximum(means[first], 0.0)
 
 
+@functools.partial(jax.jit, static_argnames="patch")
 def white_noise_variance(y, patch: int = 7, valid=None):
   """`y (H, W)` -> the variance of its white noise (a scalar; any value scale).
   `valid (H, W)`: the image inside a padded canvas; only patches wholly inside count."""
@@ -94,6 +98,7 @@ def white_noise_variance(y, patch: int = 7, valid=None):
   return jax.lax.fori_loop(0, _ITERATIONS, reselect, _tail_mean(x, keep))
 
 
+@functools.partial(jax.jit, static_argnames="patch")
 def white_noise_covariance(y, patch: int = 7, valid=None):
   """`y (H, W, C)` -> `(C, C)`: the covariance of white, channel-correlated noise.
   `valid (H, W)` as in `white_noise_variance`.
