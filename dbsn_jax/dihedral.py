@@ -5,17 +5,23 @@ flip the rows. Both stages train on all 8 (the input pipeline's augmentation), s
 averaging a denoiser's outputs over them is a test-time ensemble of 8 views.
 """
 import jax.numpy as jnp
+import numpy as np
 
 COUNT = 8
 
 
+def _np(x):
+  """NumPy for NumPy arrays (no compile per shape), jax.numpy for the rest (traced)."""
+  return np if isinstance(x, np.ndarray) else jnp
+
+
 def forward(x, k: int):
   """Transform `k` of `x (N, H, W, C)`; H and W swap for odd k."""
-  x = jnp.rot90(x, k % 4, axes=(1, 2))
+  x = _np(x).rot90(x, k % 4, axes=(1, 2))
   return x[:, ::-1] if k >= 4 else x
 
 
 def inverse(x, k: int):
   """Undo `forward(., k)`: `inverse(forward(x, k), k) == x`."""
   x = x[:, ::-1] if k >= 4 else x
-  return jnp.rot90(x, -(k % 4), axes=(1, 2))
+  return _np(x).rot90(x, -(k % 4), axes=(1, 2))

@@ -32,7 +32,7 @@ def awgn_scores(denoiser, source: str, sigmas, stop=None) -> Dict[str, Dict[str,
 def score(denoiser, noisy, clean) -> Dict[str, float]:
   """Mean PSNR / SSIM of the noisy input and of the denoised images."""
   predict = lambda i, y: {"noisy": y,  # noqa: E731
-                          "denoised": np.asarray(denoiser.run(jnp.asarray(y)[None])[0])}
+                          "denoised": np.asarray(denoiser.run(np.asarray(y, np.float32)[None])[0])}
   m = metrics.summarize(metrics.score_set(predict, noisy, clean))
   return {"psnr_noisy": m["noisy"]["psnr"], "psnr": m["denoised"]["psnr"],
           "ssim_noisy": m["noisy"]["ssim"], "ssim": m["denoised"]["ssim"],
@@ -175,7 +175,7 @@ def noise_levels(denoiser, noisy: np.ndarray):
   """
   if denoiser.kind != "stage1":
     raise ValueError("noise levels need a stage-1 model (it holds the noise estimator)")
-  return np.asarray(denoiser.noise_cov(jnp.asarray(noisy, jnp.float32)[None])[0])
+  return np.asarray(denoiser.noise_cov(np.asarray(noisy, np.float32)[None])[0])
 
 
 def noise_level_function(clean: np.ndarray, cov: np.ndarray, bins: int = 32):
@@ -251,11 +251,11 @@ def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
     outs = {"noisy": y}
     for label, (_, d) in models.items():
       t = time.time()
-      outs[label] = np.asarray(d.run(jnp.asarray(y)[None])[0])
+      outs[label] = np.asarray(d.run(np.asarray(y, np.float32)[None])[0])
       seconds[label] = seconds.get(label, 0.0) + time.time() - t
       if ensemble and d.dihedral_ok:
         t, e = time.time(), ensemble_label(label)
-        outs[e] = np.asarray(d.run(jnp.asarray(y)[None], ensemble=True)[0])
+        outs[e] = np.asarray(d.run(np.asarray(y, np.float32)[None], ensemble=True)[0])
         seconds[e] = seconds.get(e, 0.0) + time.time() - t
     if covs is None:
       outs[GUIDED_NOISY] = guided_filter_noisy(y)

@@ -7,6 +7,8 @@ the same shape and dtype, in the same range (float output clipped to [0, 1]).
 Shapes: images are padded to size buckets so a folder of differently sized photos
 compiles a handful of times, not once per image. Large images are processed in
 overlapping tiles (overlap >= the receptive field), which equals the untiled result.
+The padding, masks, crops and dtype conversions around the compiled networks are
+NumPy: done in JAX outside a program, each would compile once per image size.
 """
 import dataclasses
 import functools
@@ -95,8 +97,8 @@ class Denoiser:
   def _pad(self, y, h, w):
     pads = ((0, 0), (0, h - y.shape[1]), (0, w - y.shape[2]), (0, 0))
     if self.pad_mode == "constant":
-      return jnp.pad(y, pads, constant_values=self.pad_value)
-    return jnp.pad(y, pads, mode=self.pad_mode)
+      return np.pad(y, pads, constant_values=self.pad_value)
+    return np.pad(y, pads, mode=self.pad_mode)
 
   def _local_tiled(self, y, image):
     """local_fn over overlapping tiles of `y (N, H, W, C)`; exact in the valid parts."""
@@ -123,13 +125,12 @@ class Denoiser:
         r1 = th if top + th == h else th - ov
         c1 = tw if left + tw == w else tw - ov
         for k, v in out.items():
-          parts[k][:, top + r0:top + r1, left + c0:left + c1] = np.asarray(
-              v[:, r0:r1, c0:c1])
-    return {k: jnp.asarray(v) for k, v in parts.items()}
+          parts[k][:, top + r0:top + r1, left + c0:left + c1] = np.asarray(v)[
+              :, r0:r1, c0:c1]
+    return parts
 
-  def run(self, y: jnp.ndarray, tile: Optional[bool] = None,
-          ensemble: bool = False) -> jnp.ndarray:
-    """float32 `(N, H, W, C)` -> float32 `(N, H, W, C)`, unclipped.
+  def run(self, y, tile: Optional[bool] = None, ensemble: bool = False) -> np.ndarray:
+    """float32 `(N, H, W, C)` -> float32 NumPy `(N, H, W, C)`, unclipped.
 
     `ensemble`: the mean over the 8 flips and rotations of the image, each undone on
     its output (8x the time; both stages train on all 8, so each view is as good).
@@ -139,22 +140,23 @@ class Denoiser:
     if not self.dihedral_ok:
       raise ValueError(f"this {self.kind} model ties its noise models to Bayer phases, "
                        "which flips and rotations swap: it cannot self-ensemble")
-    total = 0.0
+    y, total = np.asarray(y, np.float32), 0.0
     for k in range(dihedral.COUNT):
       total = total + dihedral.inverse(self._run_once(dihedral.forward(y, k), tile), k)
     return total / dihedral.COUNT
 
-  def noise_cov(self, y: jnp.ndarray, tile: Optional[bool] = None) -> jnp.ndarray:
+  def noise_cov(self, y, tile: Optional[bool] = None) -> np.ndarray:
     """Stage 1's estimated noise covariance `(N, H, W, C, C)` on float32 `y (N, H, W, C)`:
     the Sigma_n its Bayes rule uses (CNN_est; the per-image model picked by likelihood;
     per sub-image for photos). Buckets and tiles as `run`."""
     if self._noise is None:
       raise ValueError("noise levels need a stage-1 model (it holds the noise estimator)")
     canvas, parts = self._parts(y, tile)
-    return self._noise(self.params, canvas, parts)[:, :y.shape[1], :y.shape[2]]
+    return np.asarray(self._noise(self.params, canvas, parts))[:, :y.shape[1], :y.shape[2]]
 
   def _parts(self, y, tile):
     """(canvas, local_fn's parts on it plus the `valid` image mask) for `y (N, H, W, C)`."""
+    y = np.asarray(y, np.float32)
     n, h, w, _ = y.shape
     m = self.multiple
     tiled = (self.tile > 0 and h * w > self.max_pixels) if tile is None else tile
@@ -165,7 +167,8 @@ class Denoiser:
       canvas = self._pad(canvas, bucket_size(h, m), bucket_size(w, m))
     # The image area: D-BSN zeroes the padding's features (exact-size results) and
     # per-image averages leave it out; an array, not a shape, so nothing compiles per size.
-    image = jnp.zeros(canvas.shape[:3] + (1,), jnp.float32).at[:, :h, :w].set(1.0)
+    image = np.zeros(canvas.shape[:3] + (1,), np.float32)
+    image[:, :h, :w] = 1.0
     parts = self._local_tiled(canvas, image) if tiled else self._local(self.params, canvas,
                                                                         image)
     parts["valid"] = image
@@ -173,13 +176,13 @@ class Denoiser:
 
   def _run_once(self, y, tile):
     canvas, parts = self._parts(y, tile)
-    x = self._finish(self.params, canvas, parts)[:, :y.shape[1], :y.shape[2]]
-    return self._post(self.params, x) if self._post else x
+    x = np.asarray(self._finish(self.params, canvas, parts))[:, :y.shape[1], :y.shape[2]]
+    return np.asarray(self._post(self.params, x)) if self._post else x
 
   def __call__(self, image, tile: Optional[bool] = None, ensemble: bool = False):
     """Denoise an image or batch; same shape, dtype and range as the input.
     `ensemble=True` averages over the 8 flips and rotations (`run`)."""
-    arr = image if isinstance(image, jax.Array) else np.asarray(image)
+    arr = np.asarray(image)
     shape, dtype = arr.shape, arr.dtype
     if arr.ndim == 2:
       arr = arr[None, ..., None]
@@ -192,17 +195,17 @@ class Denoiser:
     if arr.shape[-1] != self.channels:
       raise ValueError(f"this {self.kind} model denoises {self.channels}-channel images, "
                        f"got {arr.shape[-1]} channels (shape {shape})")
-    if jnp.issubdtype(dtype, jnp.integer):
+    if np.issubdtype(dtype, np.integer):
       if dtype not in (np.uint8, np.uint16):
         raise ValueError(f"integer images must be uint8 or uint16, got {dtype}")
       peak = float(np.iinfo(dtype).max)
-      y = jnp.asarray(arr, jnp.float32) / peak
-    elif jnp.issubdtype(dtype, jnp.floating):
+      y = arr.astype(np.float32) / np.float32(peak)
+    elif np.issubdtype(dtype, np.floating):
       peak = None
-      y = jnp.asarray(arr, jnp.float32)
-      if not bool(jnp.all(jnp.isfinite(y))):
+      y = arr.astype(np.float32)
+      if not np.isfinite(y).all():
         raise ValueError("the image contains NaN or Inf values")
-      lo, hi = float(jnp.min(y)), float(jnp.max(y))
+      lo, hi = float(np.min(y)), float(np.max(y))
       # Noisy [0, 1] images overshoot a little; a 0-255 float image would be clipped to
       # white without a word.
       if lo < FLOAT_RANGE[0] or hi > FLOAT_RANGE[1]:
@@ -211,14 +214,13 @@ class Denoiser:
                          "16-bit data by 65535, or pass the integer array")
     else:
       raise ValueError(f"unsupported image dtype {dtype}")
-    x = jnp.clip(self.run(y, tile, ensemble), 0.0, 1.0)
+    x = np.clip(self.run(y, tile, ensemble), 0.0, 1.0)
     if peak is not None:
-      x = jnp.round(x * peak)
-    if isinstance(image, jax.Array):
-      return x.reshape(shape).astype(dtype)
-    # NumPy in, NumPy out, in the input's own dtype (float64 too, which jnp would make
-    # float32 without x64).
-    return np.asarray(x).reshape(shape).astype(dtype)
+      x = np.round(x * np.float32(peak))
+    # The input's own kind of array and dtype (float64 too, which jnp would make float32
+    # without x64).
+    x = x.reshape(shape).astype(dtype)
+    return jnp.asarray(x) if isinstance(image, jax.Array) else x
 
 
 def _starts(size: int, tile: int, overlap: int, multiple: int):
