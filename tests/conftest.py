@@ -1,6 +1,5 @@
 """Shared test fixtures: tiny configs that run in seconds on a CPU."""
 import fcntl
-import functools
 import os
 import pickle
 import shutil
@@ -34,9 +33,10 @@ from dbsn_jax import xla_cpu  # noqa: E402
 xla_cpu.use_xla_kernels()
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from dbsn_jax import defaults, prng  # noqa: E402
+from dbsn_jax import defaults  # noqa: E402
 
 
 def tiny_stage1_config(**overrides):
@@ -60,18 +60,12 @@ def tiny_stage1_config(**overrides):
 
 
 def perturbed(tree, seed=0, scale=0.1):
-  """`tree` plus `scale` x standard normal noise per leaf (keys split from `seed`), so
-  that biases and zero-initialised layers are not special. One compiled program per
-  tree, not one op-by-op draw per leaf shape."""
-  return _perturbed(tree, jax.random.PRNGKey(seed), scale)
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def _perturbed(tree, key, scale):
-  leaves, treedef = jax.tree.flatten(tree)
-  keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(treedef, [p + scale * prng.normal(k, p.shape)
-                                      for p, k in zip(leaves, keys)])
+  """`tree` plus `scale` x standard normal noise per leaf (NumPy arrays), so that biases
+  and zero-initialised layers are not special. NumPy's generator, not jax.random: a
+  draw per leaf shape would compile (docs/speed.md, "Test suite")."""
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda p: np.asarray(p, np.float32) + np.float32(scale)
+                      * rng.standard_normal(np.shape(p), np.float32), tree)
 
 
 def apply_overrides(config, overrides):

@@ -2,11 +2,14 @@
 
   python tools/benchmark_inference.py --models=gray-awgn25,color-awgn,runs/s1 [--sizes=320x480]
 
-For each model: seconds per image at each size (after compilation) and the number of
-compilations for 20 random image sizes (size buckets bound it).
+For each model: seconds per image at each size (after compilation), and for 20 random
+image sizes the compilations of the network (size buckets bound them), all XLA
+compilations (the network's and anything else a new size compiles) and the seconds
+they all took.
 """
 import time
 
+import jax
 import numpy as np
 from absl import app, flags
 
@@ -20,8 +23,14 @@ _RANDOM = flags.DEFINE_integer("random_sizes", 20, "Random sizes for the compile
 def main(argv):
   del argv
   rng = np.random.default_rng(0)
-  print("| model | kind | C | size | s / image | compiles for %d random sizes |" % _RANDOM.value)
-  print("|---|---|---|---|---|---|")
+  compiles = []  # Every XLA compilation in this process.
+  jax.monitoring.register_event_duration_secs_listener(
+      lambda event, secs, **_: compiles.append(secs)
+      if event == "/jax/core/compile/backend_compile_duration" else None)
+  n = _RANDOM.value
+  print(f"| model | kind | C | size | s / image | {n} random sizes: network compiles | "
+        "XLA compiles | s |")
+  print("|---|---|---|---|---|---|---|---|")
   for name in _MODELS.value.split(","):
     d = load_denoiser(name)
     for size in _SIZES.value.split(","):
@@ -32,12 +41,12 @@ def main(argv):
       for _ in range(3):
         d(img)
       per = (time.perf_counter() - t) / 3
-      before = d.traces
-      for _ in range(_RANDOM.value):
+      before, xla, t = d.traces, len(compiles), time.perf_counter()
+      for _ in range(n):
         d(rng.random((int(rng.integers(64, 640)), int(rng.integers(64, 640)), d.channels))
           .astype(np.float32))
       print(f"| {name} | {d.kind} | {d.channels} | {h}x{w} | {per:.3f} | "
-            f"{d.traces - before} |")
+            f"{d.traces - before} | {len(compiles) - xla} | {time.perf_counter() - t:.1f} |")
 
 
 if __name__ == "__main__":
