@@ -195,12 +195,12 @@ class Denoiser:
     if arr.shape[-1] != self.channels:
       raise ValueError(f"this {self.kind} model denoises {self.channels}-channel images, "
                        f"got {arr.shape[-1]} channels (shape {shape})")
-    if np.issubdtype(dtype, np.integer):
+    if jnp.issubdtype(dtype, jnp.integer):
       if dtype not in (np.uint8, np.uint16):
         raise ValueError(f"integer images must be uint8 or uint16, got {dtype}")
       peak = float(np.iinfo(dtype).max)
       y = arr.astype(np.float32) / np.float32(peak)
-    elif np.issubdtype(dtype, np.floating):
+    elif jnp.issubdtype(dtype, jnp.floating):  # bfloat16 too, which NumPy does not count.
       peak = None
       y = arr.astype(np.float32)
       if not np.isfinite(y).all():

@@ -134,6 +134,15 @@ def test_export_matches_live_model():
                                atol=1e-5)
 
 
+def test_jax_and_bfloat16_inputs_come_back_as_they_went_in():
+  d = _mwcnn()
+  y = np.random.default_rng(0).random((20, 24)).astype(np.float32)
+  want = d(y)
+  out = d(jnp.asarray(y, jnp.bfloat16))
+  assert isinstance(out, jax.Array) and out.dtype == jnp.bfloat16 and out.shape == y.shape
+  np.testing.assert_allclose(np.asarray(out, np.float32), want, atol=2e-2)
+
+
 def test_out_of_range_and_tiny_inputs():
   d = _mwcnn()
   y = np.random.default_rng(0).normal(0.5, 0.6, (20, 20)).astype(np.float32)  # beyond [0, 1]
