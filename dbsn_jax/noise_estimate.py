@@ -9,8 +9,9 @@ weak-texture patches only: those whose gradient energy a noise-only patch of the
 current level would reach with 99 % probability, re-selected as the level settles
 (Liu, Tanaka & Okutomi, IEEE TIP 2013). Pure JAX with static shapes, so it runs under
 `jax.jit`; the two public functions are jitted themselves, so that a call outside a
-program compiles once per image size, not once per operation. Used where the noise is white and content-independent (AWGN);
-docs/design.md sections 4 and 7, docs/noise_level.md.
+program compiles once per image size, not once per operation. Used where the noise is
+white and content-independent (AWGN); docs/design.md sections 4 and 7,
+docs/noise_level.md.
 """
 import functools
 

@@ -106,8 +106,8 @@ def level_source(config, s1_config):
 def estimated_levels(images, f: int = 1):
   """Noisy training images `(H, W, C)` -> `(N, f, f, C, C)`: the white-noise covariance
   `noise_estimate` finds in each (sub-)image, one per phase of down-sampling by f."""
-  estimate = jax.jit(noise_estimate.white_noise_covariance)
-  return np.stack([[[np.asarray(estimate(jnp.asarray(np.asarray(im)[a::f, b::f])))
+  estimate = noise_estimate.white_noise_covariance  # Jitted: one compile per size.
+  return np.stack([[[np.asarray(estimate(np.asarray(im)[a::f, b::f]))
                      for b in range(f)] for a in range(f)] for im in images]).astype(np.float32)
 
 
