@@ -21,12 +21,6 @@ from scipy import ndimage
 
 from dbsn_jax.data import sources
 
-_NOISY = flags.DEFINE_string("noisy", "shared:CC15/noisy", "Noisy photos (image source spec).")
-_CLEAN = flags.DEFINE_string("clean", "shared:CC15/clean", "Their clean photos, same names.")
-_BINS = flags.DEFINE_integer("bins", 4, "Quantile bins of texture and of intensity.")
-_JSON = flags.DEFINE_string("json", "", "Write the per-photo rows here.")
-
-
 def texture(clean: np.ndarray, window: int = 7) -> np.ndarray:
   """`(H, W, C)` in [0, 1] -> `(H, W)` Sobel gradient magnitude, channel mean, box-averaged."""
   g = [np.hypot(ndimage.sobel(clean[..., k], 0), ndimage.sobel(clean[..., k], 1))
@@ -57,7 +51,6 @@ def profile(noisy: np.ndarray, clean: np.ndarray, bins: int = 4) -> dict:
 
 def table(rows: list) -> str:
   """Markdown: a row per photo and the mean over photos."""
-  bins = len(rows[0]["by_texture"])
   head = ("| photo | std | by texture, flat to textured | textured / flat | by intensity, "
           "dark to bright |\n|---|---|---|---|---|")
   fmt = lambda v: " ".join(f"{x:.2f}" for x in v)  # noqa: E731
@@ -68,28 +61,38 @@ def table(rows: list) -> str:
   mean = lambda k: np.mean([r[k] for r in rows], axis=0)  # noqa: E731
   lines.append(f"| mean of {len(rows)} | {mean('std'):.2f} | {fmt(mean('by_texture'))} | "
                f"{mean('texture_ratio'):.2f} | {fmt(mean('by_intensity'))} |")
-  assert all(len(r["by_texture"]) == bins for r in rows)
   return "\n".join(lines)
+
+
+def define_flags():
+  """The binary's flags; defined only when run as a script, so that tests can import this
+  module beside other tools that define flags of the same names (--clean, --json)."""
+  flags.DEFINE_string("noisy", "shared:CC15/noisy", "Noisy photos (image source spec).")
+  flags.DEFINE_string("clean", "shared:CC15/clean", "Their clean photos, same names.")
+  flags.DEFINE_integer("bins", 4, "Quantile bins of texture and of intensity.")
+  flags.DEFINE_string("json", "", "Write the per-photo rows here.")
 
 
 def main(argv):
   del argv
-  noisy, clean = sources.load(_NOISY.value, 3), sources.load(_CLEAN.value, 3)
+  f = flags.FLAGS
+  noisy, clean = sources.load(f.noisy, 3), sources.load(f.clean, 3)
   missing = sorted(set(noisy.names) - set(clean.names))
   if missing:
-    raise app.UsageError(f"--clean={_CLEAN.value} lacks the clean photos of {missing[:5]}")
+    raise app.UsageError(f"--clean={f.clean} lacks the clean photos of {missing[:5]}")
   by_name = dict(zip(clean.names, clean.images))
   rows = []
   for name, y in zip(noisy.names, noisy.images):
     try:
-      rows.append({"name": name, **profile(y, by_name[name], _BINS.value)})
+      rows.append({"name": name, **profile(y, by_name[name], f.bins)})
     except ValueError as e:
       raise app.UsageError(f"{name}: {e}") from None
   print(table(rows))
-  if _JSON.value:
-    with open(_JSON.value, "w") as f:
-      json.dump(rows, f, indent=1)
+  if f.json:
+    with open(f.json, "w") as out:
+      json.dump(rows, out, indent=1)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

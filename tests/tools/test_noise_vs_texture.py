@@ -44,3 +44,30 @@ def test_noise_spared_in_texture_reads_high_there():
 def test_mismatched_pair_is_refused_by_shape():
   with pytest.raises(ValueError, match=r"noisy \(8, 8, 3\) and clean \(8, 9, 3\)"):
     noise_vs_texture.profile(np.zeros((8, 8, 3)), np.zeros((8, 9, 3)))
+
+
+def test_binary_writes_each_pairs_row(tmp_path):
+  """The script end to end on two tiny pairs, imported beside per_image_noise (which
+  defines --clean and --json too: this module defines its flags only as a script)."""
+  import subprocess
+
+  from PIL import Image
+  import per_image_noise  # noqa: F401
+  rng = np.random.default_rng(3)
+  for d in ("noisy", "clean"):
+    (tmp_path / d).mkdir()
+  for name in ("a", "b"):
+    clean = (_clean(48) * 255).round()
+    noisy = np.clip(clean + rng.normal(0, 8, clean.shape), 0, 255).round()
+    Image.fromarray(clean.astype(np.uint8)).save(tmp_path / "clean" / f"{name}.png")
+    Image.fromarray(noisy.astype(np.uint8)).save(tmp_path / "noisy" / f"{name}.png")
+  out = tmp_path / "rows.json"
+  tool = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "noise_vs_texture.py")
+  subprocess.run([sys.executable, tool, f"--noisy=folder:{tmp_path / 'noisy'}",
+                  f"--clean=folder:{tmp_path / 'clean'}", f"--json={out}"], check=True,
+                 capture_output=True)
+  import json
+  rows = json.loads(out.read_text())
+  assert [r["name"] for r in rows] == ["a", "b"]
+  for r in rows:
+    assert r["std"] == pytest.approx(8.0, rel=0.15)
