@@ -7,9 +7,11 @@ A per-photo noise level (CNN_est's averaged modes, the PCA estimate, issue 15's 
 15 % of std(noisy - clean)") presumes noise whose std depends at most on intensity. For
 each pair this prints the residual's std overall, within the quartiles of local texture
 (the clean photo's Sobel gradient magnitude, averaged over channels and a 7x7 window) and
-within the quartiles of intensity (the clean photo's channel mean). A ratio of the most
+within the quartiles of intensity (the clean photo's channel mean), each as the project
+measures a pair's true level (`stage1.true_noise_std`: per-channel std, mean over
+channels). A ratio of the most
 to the least textured quartile well above 1 means the residual grows with texture: in-
-camera noise reduction or JPEG (which spare noise less in texture than in flat areas),
+camera noise reduction or JPEG (which remove less noise in texture than in flat areas),
 or a clean reference that is not perfectly aligned. Then flat-patch estimators read low
 and residual-based ones read high against the all-pixel truth. 0-255 scale.
 """
@@ -20,6 +22,8 @@ from absl import app, flags
 from scipy import ndimage
 
 from dbsn_jax.data import sources
+from dbsn_jax.train import stage1
+
 
 def texture(clean: np.ndarray, window: int = 7) -> np.ndarray:
   """`(H, W, C)` in [0, 1] -> `(H, W)` Sobel gradient magnitude, channel mean, box-averaged."""
@@ -28,25 +32,26 @@ def texture(clean: np.ndarray, window: int = 7) -> np.ndarray:
   return ndimage.uniform_filter(np.mean(g, axis=0), window)
 
 
-def binned_std(residual: np.ndarray, key: np.ndarray, bins: int) -> list:
-  """std of `residual (H, W, C)` over the pixels in each of `bins` quantile bins of `key
-  (H, W)` (lowest first); equal-count bins, ties broken by position so none is empty."""
+def binned_std(noisy: np.ndarray, clean: np.ndarray, key: np.ndarray, bins: int) -> list:
+  """True noise std (0-255) of the pair `(H, W, C)` over the pixels in each of `bins`
+  quantile bins of `key (H, W)` (lowest first); equal-count bins, ties broken by position
+  so none is empty."""
   order = np.argsort(key, axis=None, kind="stable")
-  flat = residual.reshape(-1, residual.shape[-1])
-  return [float(flat[part].std()) for part in np.array_split(order, bins)]
+  n, c = (a.reshape(-1, a.shape[-1]) for a in (noisy, clean))
+  return [float(stage1.true_noise_std(n[part], c[part]).mean())
+          for part in np.array_split(order, bins)]
 
 
 def profile(noisy: np.ndarray, clean: np.ndarray, bins: int = 4) -> dict:
-  """One pair `(H, W, C)` in [0, 1] -> residual std overall / by texture / by intensity,
-  0-255 scale, and the ratio of the most to the least textured bin."""
+  """One pair `(H, W, C)` in [0, 1] -> its true noise std overall / by texture / by
+  intensity, 0-255 scale, and the ratio of the most to the least textured bin."""
   if noisy.shape != clean.shape:
     raise ValueError(f"noisy {noisy.shape} and clean {clean.shape} differ in shape")
-  r = (noisy.astype(np.float64) - clean.astype(np.float64)) * 255.0
   c = clean.astype(np.float64)
-  by_tex = binned_std(r, texture(c), bins)
-  by_int = binned_std(r, c.mean(-1), bins)
-  return {"std": float(r.std()), "by_texture": by_tex, "by_intensity": by_int,
-          "texture_ratio": by_tex[-1] / by_tex[0]}
+  by_tex = binned_std(noisy, c, texture(c), bins)
+  by_int = binned_std(noisy, c, c.mean(-1), bins)
+  return {"std": float(stage1.true_noise_std(noisy, c).mean()), "by_texture": by_tex,
+          "by_intensity": by_int, "texture_ratio": by_tex[-1] / by_tex[0]}
 
 
 def table(rows: list) -> str:
