@@ -41,8 +41,30 @@ def score(denoiser, noisy, clean) -> Dict[str, float]:
 
 # -- named benchmark suites (dbsn-eval) -----------------------------------------------
 # Set names of dbsn_jax.data.benchmarks map to their TFDS builders; CC15 is a real-noise
-# pair (clean, noisy). Any other image source spec is used as a clean set as it is.
+# pair (clean, noisy). 'pairs:DIR' (or 'pairs:shared:NAME') is any folder of pairs in
+# DIR/noisy and DIR/clean under the same file names, as tools/camera_sim.py writes them.
+# Any other image source spec is used as a clean set as it is.
 REAL_PAIRS = {"cc15": ("tfds:cc15", "tfds:cc15:test:noisy")}
+
+
+def real_pair_specs(set_name: str):
+  """A set name -> (clean spec, noisy spec) of its real noisy pairs, or None."""
+  key = set_name.lower()
+  if key in REAL_PAIRS:
+    return REAL_PAIRS[key]
+  if not set_name.startswith("pairs:"):
+    return None
+  root = set_name[len("pairs:"):]
+  if not root:
+    raise ValueError("set 'pairs:' needs a folder: pairs:DIR with DIR/noisy and DIR/clean")
+  if root.startswith("shared:"):
+    return f"{root}/clean", f"{root}/noisy"
+  root = root[len("folder:"):] if root.startswith("folder:") else root
+  for sub in ("noisy", "clean"):
+    if not os.path.isdir(os.path.join(root, sub)):
+      raise ValueError(f"set {set_name}: no folder {os.path.join(root, sub)} (pairs:DIR "
+                       "needs DIR/noisy and DIR/clean with the same file names)")
+  return f"folder:{os.path.join(root, 'clean')}", f"folder:{os.path.join(root, 'noisy')}"
 
 
 def noise_setting(name: str):
@@ -101,14 +123,26 @@ def load_case(set_name: str, setting: str, channels: int, seed: int = 1234,
                      f"models take {channels}-channel images")
   _, cfg = noise_setting(setting)
   if cfg.kind == "none":
-    if key not in REAL_PAIRS:
+    specs = real_pair_specs(set_name)
+    if specs is None:
       raise ValueError(f"noise setting 'real' needs a set with real noisy photos "
-                       f"({', '.join(REAL_PAIRS)}), got {set_name}")
-    clean = sources.load(REAL_PAIRS[key][0], channels, 0, stop)
-    noisy = sources.load(REAL_PAIRS[key][1], channels, 0, stop)
+                       f"({', '.join(REAL_PAIRS)} or pairs:DIR), got {set_name}")
+    clean = sources.load(specs[0], channels, 0, stop)
+    noisy = sources.load(specs[1], channels, 0, stop)
+    if clean.names != noisy.names:
+      raise ValueError(f"set {set_name}: the noisy and clean photos must have the same "
+                       f"names; only in one of them: "
+                       f"{sorted(set(clean.names) ^ set(noisy.names))[:5]}")
+    for y, x, name in zip(noisy.images, clean.images, clean.names):
+      if y.shape != x.shape:
+        raise ValueError(f"set {set_name}: {name} is {y.shape[:2]} noisy but "
+                         f"{x.shape[:2]} clean")
     return ([centre_crop(y, crop) for y in noisy.images],
             [centre_crop(x, crop) for x in clean.images], None, clean.names)
-  source = f"tfds:{key}" if key in benchmarks.SPECS else set_name
+  specs = real_pair_specs(set_name)
+  # A real pair set under synthetic noise: its clean photos, like any clean set.
+  source = (f"tfds:{key}" if key in benchmarks.SPECS else
+            specs[0] if specs else set_name)
   return noisy_set(source, channels, cfg, seed, 0, stop, crop)
 
 
@@ -141,6 +175,27 @@ def bm3d_denoise(noisy: np.ndarray, cov) -> np.ndarray:
 # The classical baseline a user without ground truth would run: BM3D / CBM3D given the
 # noise std that a standard estimator reads off the noisy image itself.
 BM3D_ESTIMATED = "BM3D (estimated sigma)"
+# Its oracle on real pairs: each photo's per-channel std(noisy - clean), the level
+# issue 15 sets the learned denoiser against (BM3D still assumes the noise is white).
+BM3D_TRUE = "BM3D (true sigma)"
+
+
+def true_noise_cov(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+  """`(C, C)` diagonal covariance of a real pair: per channel, var(noisy - clean)."""
+  r = (np.asarray(noisy, np.float64) - np.asarray(clean, np.float64)).reshape(
+      -1, noisy.shape[-1])
+  return np.diag(r.var(0))
+
+
+def bm3d_methods(real: bool, sigma: str):
+  """The BM3D column(s) of a case: 'BM3D' (true level) under synthetic noise; under
+  real noise `sigma` 'estimated', 'true' or 'both' picks them."""
+  if sigma not in ("estimated", "true", "both"):
+    raise ValueError(f"BM3D sigma must be estimated, true or both, got {sigma!r}")
+  if not real:
+    return ["BM3D"]
+  return ([BM3D_ESTIMATED] if sigma != "true" else []) + (
+      [BM3D_TRUE] if sigma != "estimated" else [])
 # The other learning-free baseline for real photos: the self-guided filter that stage 1
 # and the sub-image stage 2 end with, applied straight to the noisy photo. Weak camera
 # noise (CC15) is mostly flat-region grain that this edge-preserving smoother removes,
@@ -228,18 +283,19 @@ def parse_models(entries):
 
 def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
              crop: int = 0, bm3d: bool = False, keep: int = 3, progress=None,
-             ensemble: bool = False):
+             ensemble: bool = False, bm3d_sigma: str = "estimated"):
   """Score every method on one (set, noise) case; with `ensemble`, every model that
-  allows it also as method `ensemble_label(label)` (the mean over 8 flips/rotations).
+  allows it also as method `ensemble_label(label)` (the mean over 8 flips/rotations);
+  `bm3d_sigma` as `bm3d_methods` takes it.
 
   Returns dict(rows=[{image, method, psnr, ssim}], keep=[(name, {method: image})] for the
   first `keep` images with 'noisy' and 'clean', nlf={label: (x, std)}, nlf_true).
   """
   channels = next(iter(models.values()))[1].channels
   noisy, clean, covs, names = load_case(set_name, setting, channels, seed, stop, crop)
-  # Real noise has no true level to give BM3D: it gets the level estimated from each
-  # noisy image instead, as a user would run it.
-  bm3d_method = BM3D_ESTIMATED if covs is None else "BM3D"
+  # Real noise has no known level to give BM3D: it gets the level estimated from each
+  # noisy image, as a user would run it, and/or (an oracle) the pair's own.
+  bm3d_cols = bm3d_methods(covs is None, bm3d_sigma) if bm3d else []
   rows, kept, seconds = [], [], {}
   # Noise-level curves for stage-1 models at full resolution (not real-photo models
   # that run on pixel-shuffled sub-images).
@@ -259,10 +315,12 @@ def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
         seconds[e] = seconds.get(e, 0.0) + time.time() - t
     if covs is None:
       outs[GUIDED_NOISY] = guided_filter_noisy(y)
-    if bm3d:
+    for method in bm3d_cols:
+      cov = {BM3D_ESTIMATED: lambda: estimated_noise_cov(y),
+             BM3D_TRUE: lambda: true_noise_cov(y, x)}.get(method, lambda: covs[i])()
       t = time.time()
-      outs[bm3d_method] = bm3d_denoise(y, estimated_noise_cov(y) if covs is None else covs[i])
-      seconds[bm3d_method] = seconds.get(bm3d_method, 0.0) + time.time() - t
+      outs[method] = bm3d_denoise(y, cov)
+      seconds[method] = seconds.get(method, 0.0) + time.time() - t
     rows += metrics.image_rows(name, outs, x)
     if i < keep:
       kept.append((name, {**outs, "clean": x}))

@@ -146,3 +146,56 @@ def test_the_estimated_noise_level_reads_each_channel_off_the_noisy_image():
   np.testing.assert_allclose(np.sqrt(np.diag(cov)), true, rtol=0.1)
   gray = evaluate.estimated_noise_cov(noisy[..., 1:2])
   np.testing.assert_allclose(np.sqrt(gray), [[0.07]], rtol=0.1)
+
+
+def _write_pairs(root, names, size=24):
+  from PIL import Image
+  rng = np.random.default_rng(3)
+  for sub in ("clean", "noisy"):
+    (root / sub).mkdir(parents=True, exist_ok=True)
+  for n in names:
+    x = rng.integers(40, 216, (size, size + 8, 3))
+    y = np.clip(x + rng.normal(0, [6.0, 10.0, 14.0], x.shape), 0, 255)
+    Image.fromarray(x.astype(np.uint8)).save(root / "clean" / f"{n}.png")
+    Image.fromarray(np.round(y).astype(np.uint8)).save(root / "noisy" / f"{n}.png")
+
+
+def test_real_pairs_from_a_folder_and_bm3d_given_their_true_level(tmp_path):
+  # pairs:DIR scores any folder of real pairs (e.g. tools/camera_sim.py's) like CC15; the
+  # oracle BM3D column gets each pair's per-channel std(noisy - clean).
+  from PIL import Image
+  from dbsn_jax.inference import load_denoiser
+  _write_pairs(tmp_path / "cam", ["b", "a"])
+  spec = f"pairs:{tmp_path / 'cam'}"
+  noisy, clean, covs, names = evaluate.load_case(spec, "real", 3)
+  assert covs is None and names == ["a", "b"]
+  np.testing.assert_array_equal(noisy[1], np.asarray(
+      Image.open(tmp_path / "cam" / "noisy" / "b.png"), np.float32) / 255)
+  r = (noisy[0].astype(np.float64) - clean[0]).reshape(-1, 3)
+  want = np.diag([np.mean((r[:, c] - r[:, c].mean()) ** 2) for c in range(3)])
+  np.testing.assert_allclose(evaluate.true_noise_cov(noisy[0], clean[0]), want, rtol=1e-9)
+  assert evaluate.bm3d_methods(True, "both") == [evaluate.BM3D_ESTIMATED, evaluate.BM3D_TRUE]
+  assert evaluate.bm3d_methods(True, "true") == [evaluate.BM3D_TRUE]
+  assert evaluate.bm3d_methods(False, "true") == ["BM3D"]
+  with pytest.raises(ValueError, match="estimated, true or both"):
+    evaluate.bm3d_methods(True, "oracle")
+  # Under synthetic noise the set is its clean photos.
+  syn, syn_clean, syn_covs, _ = evaluate.load_case(spec, "25", 3)
+  np.testing.assert_array_equal(syn_clean[0], clean[0])
+  assert syn_covs is not None and not np.array_equal(syn[0], noisy[0])
+  bm3d = evaluate.bm3d_available()
+  models = {"stage 2": ("color-awgn", load_denoiser("color-awgn"))}
+  case = evaluate.run_case(models, spec, "real", bm3d=bm3d, keep=0, bm3d_sigma="true")
+  assert {r["method"] for r in case["rows"]} == {
+      "noisy", "stage 2", evaluate.GUIDED_NOISY} | ({evaluate.BM3D_TRUE} if bm3d else set())
+
+
+def test_real_pairs_that_do_not_match_are_refused_naming_them(tmp_path):
+  _write_pairs(tmp_path / "cam", ["a", "b"])
+  (tmp_path / "cam" / "clean" / "b.png").rename(tmp_path / "cam" / "clean" / "c.png")
+  with pytest.raises(ValueError, match=r"same names.*\['b', 'c'\]"):
+    evaluate.load_case(f"pairs:{tmp_path / 'cam'}", "real", 3)
+  with pytest.raises(ValueError, match="no folder .*missing/noisy"):
+    evaluate.load_case(f"pairs:{tmp_path / 'missing'}", "real", 3)
+  with pytest.raises(ValueError, match="pairs:DIR"):
+    evaluate.load_case("set12", "real", 1)

@@ -6,11 +6,15 @@
 
 Models are workdirs (stage 1 or 2), weights directories or bundled names, optionally
 labelled `LABEL=PATH`. Sets are benchmark names (bsd68, cbsd68, kodak24, set12,
-mcmaster, cc15; read through their TFDS builders) or any image source spec. Noise:
-SIGMA (AWGN), hg, mg, or real (CC15). Per-image seeded noise, unclipped noisy input,
-PSNR of the clipped output over all channels, no border crop, mean of per-image scores;
-SSIM with an 11x11 Gaussian window, sigma 1.5. The noisy input is the baseline column;
-BM3D / CBM3D join when the `bm3d` package is installed (pip install "dbsn-jax[bm3d]").
+mcmaster, cc15; read through their TFDS builders), pairs:DIR (real noisy photos in
+DIR/noisy beside their references in DIR/clean, e.g. tools/camera_sim.py's output) or
+any image source spec. Noise: SIGMA (AWGN), hg, mg, or real (CC15, pairs:DIR).
+Per-image seeded noise, unclipped noisy input, PSNR of the clipped output over all
+channels, no border crop, mean of per-image scores; SSIM with an 11x11 Gaussian window,
+sigma 1.5. The noisy input is the baseline column; BM3D / CBM3D join when the `bm3d`
+package is installed (pip install "dbsn-jax[bm3d]"): with the true level under synthetic
+noise, under real noise with the level estimated from each photo (--bm3d_sigma=true or
+both: each pair's own std(noisy - clean)).
 
 Writes OUTPUT_DIR/results.md (the table also printed), results.csv (one row per image
 and method), results.json (settings, means, per-image rows), grid_SET_NOISE.png
@@ -24,14 +28,21 @@ from absl import app, flags
 from dbsn_jax.cli import common
 
 _MODELS = flags.DEFINE_list("models", None, "[LABEL=]workdir, weights dir or bundled name.")
-_SETS = flags.DEFINE_list("sets", ["bsd68"], "Benchmark names or image source specs.")
-_NOISE = flags.DEFINE_list("noise", ["25"], "Noise settings: SIGMA, hg, hg_paper, mg, real.")
+_SETS = flags.DEFINE_list("sets", ["bsd68"],
+                          "Benchmark names, pairs:DIR (real pairs) or image source specs.")
+_NOISE = flags.DEFINE_list("noise", ["25"], "Noise settings: SIGMA, hg, hg_paper, mg, real "
+                            "(CC15 or pairs:DIR sets).")
 _OUT = flags.DEFINE_string("output_dir", None, "Where the table, CSV, JSON and PNGs go.")
 _SEED = flags.DEFINE_integer("seed", 1234, "Noise seed (image i: fold_in(seed, i)).")
 _STOP = flags.DEFINE_integer("stop", 0, "Use the first N images of each set (0: all).")
 _CROP = flags.DEFINE_integer("crop", 0, "Centre crop side (0: full images, the protocol).")
 _BM3D = flags.DEFINE_enum("bm3d", "auto", ["auto", "on", "off"],
                           "BM3D/CBM3D column: auto (when installed), on (required), off.")
+_BM3D_SIGMA = flags.DEFINE_enum(
+    "bm3d_sigma", "estimated", ["estimated", "true", "both"],
+    "Real noise: the level BM3D gets per photo: estimated from the noisy photo alone "
+    "(what a user without ground truth runs), true (each pair's std(noisy - clean), an "
+    "oracle) or both columns.")
 _ENSEMBLE = flags.DEFINE_bool(
     "ensemble", False, "Also score each model's self-ensemble (mean over the 8 flips and "
     "rotations) as method 'LABEL x8'.")
@@ -76,9 +87,10 @@ def _main():
     methods += [label] + ([evaluate.ensemble_label(label)]
                           if _ENSEMBLE.value and d.dihedral_ok else [])
   methods += [evaluate.GUIDED_NOISY] if "real" in _NOISE.value else []
-  if use_bm3d:  # Real noise: BM3D with the noise level estimated from each image.
+  if use_bm3d:  # Real noise: BM3D with the estimated and/or the pair's own level.
     methods += ["BM3D"] if any(n != "real" for n in _NOISE.value) else []
-    methods += [evaluate.BM3D_ESTIMATED] if "real" in _NOISE.value else []
+    methods += (evaluate.bm3d_methods(True, _BM3D_SIGMA.value)
+                if "real" in _NOISE.value else [])
   os.makedirs(out_dir, exist_ok=True)
   results, all_rows, timing, pictures = {}, [], {}, []
   for set_name in _SETS.value:
@@ -91,7 +103,7 @@ def _main():
 
       case = evaluate.run_case(models, set_name, raw, _SEED.value, _STOP.value or None,
                                _CROP.value, use_bm3d, _GRID.value, progress,
-                               _ENSEMBLE.value)
+                               _ENSEMBLE.value, _BM3D_SIGMA.value)
       bar.close()
       results[(set_name, label)] = evaluate.summarize(case["rows"])
       timing[f"{set_name} {label}"] = {m: s / case["num_images"]
