@@ -8,10 +8,12 @@ import os
 import time
 from typing import Dict
 
-import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import defaults, metrics, realworld
+from dbsn_jax import defaults, metrics
+from dbsn_jax.baselines import (  # noqa: F401 (re-exported)
+    BM3D_ESTIMATED, BM3D_PSD, BM3D_TRUE, GUIDED_NOISY, bm3d_available, bm3d_denoise,
+    bm3d_methods, estimated_noise_cov, guided_filter_noisy, true_noise_cov, true_noise_psd)
 from dbsn_jax.data import benchmarks, sources
 from dbsn_jax.data.noisy_sets import centre_crop, noisy_set  # noqa: F401 (re-exported)
 from dbsn_jax.inference import load_denoiser
@@ -146,81 +148,6 @@ def load_case(set_name: str, setting: str, channels: int, seed: int = 1234,
   return noisy_set(source, channels, cfg, seed, 0, stop, crop)
 
 
-def bm3d_available() -> bool:
-  try:
-    import bm3d  # noqa: F401
-    return True
-  except ImportError:
-    return False
-
-
-def bm3d_denoise(noisy: np.ndarray, cov) -> np.ndarray:
-  """BM3D (gray) or CBM3D (`bm3d.bm3d_rgb`) of an unclipped `(H, W, C)` image.
-
-  sigma_psd is the true noise std per channel, sqrt of the image-mean variance (exact for
-  AWGN; for signal-dependent or correlated noise BM3D's single level is its best
-  case). The `bm3d` package is optional: pip install "dbsn-jax[bm3d]".
-  """
-  import bm3d
-  var = np.diagonal(np.asarray(cov, np.float64), axis1=-2, axis2=-1).reshape(-1, noisy.shape[-1])
-  std = np.sqrt(np.maximum(var.mean(0), 1e-12))
-  z = np.asarray(noisy, np.float64)
-  if z.shape[-1] == 1:
-    out = bm3d.bm3d(z[..., 0], sigma_psd=float(std[0]))[..., None]
-  else:
-    out = bm3d.bm3d_rgb(z, sigma_psd=[float(s) for s in std])
-  return np.asarray(out, np.float32)
-
-
-# The classical baseline a user without ground truth would run: BM3D / CBM3D given the
-# noise std that a standard estimator reads off the noisy image itself.
-BM3D_ESTIMATED = "BM3D (estimated sigma)"
-# Its oracle on real pairs: each photo's per-channel std(noisy - clean), the level
-# issue 15 sets the learned denoiser against (BM3D still assumes the noise is white).
-BM3D_TRUE = "BM3D (true sigma)"
-
-
-def true_noise_cov(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
-  """`(C, C)` diagonal covariance of a real pair: per channel, var(noisy - clean)."""
-  r = (np.asarray(noisy, np.float64) - np.asarray(clean, np.float64)).reshape(
-      -1, noisy.shape[-1])
-  return np.diag(r.var(0))
-
-
-def bm3d_methods(real: bool, sigma: str):
-  """The BM3D column(s) of a case: 'BM3D' (true level) under synthetic noise; under
-  real noise `sigma` 'estimated', 'true' or 'both' picks them."""
-  if sigma not in ("estimated", "true", "both"):
-    raise ValueError(f"BM3D sigma must be estimated, true or both, got {sigma!r}")
-  if not real:
-    return ["BM3D"]
-  return ([BM3D_ESTIMATED] if sigma != "true" else []) + (
-      [BM3D_TRUE] if sigma != "estimated" else [])
-# The other learning-free baseline for real photos: the self-guided filter that stage 1
-# and the sub-image stage 2 end with, applied straight to the noisy photo. Weak camera
-# noise (CC15) is mostly flat-region grain that this edge-preserving smoother removes,
-# so a learned model has to beat it to have learned anything (docs/evaluation.md).
-GUIDED_NOISY = "guided filter (noisy)"
-
-
-def guided_filter_noisy(noisy: np.ndarray) -> np.ndarray:
-  """`noisy (H, W, C)` -> the self-guided filter of it with the real-photo settings'
-  defaults (`realworld.Settings`: radius 1, eps 0.01)."""
-  rw = realworld.Settings()
-  y = jnp.asarray(noisy)[None]
-  return np.asarray(realworld.guided_filter(y, y, rw.gf_radius, rw.gf_eps)[0])
-
-
-def estimated_noise_cov(noisy: np.ndarray) -> np.ndarray:
-  """`(C, C)` diagonal noise covariance of `noisy (H, W, C)` from the noisy image alone:
-  per channel, the wavelet (MAD of the finest diagonal band) estimator of
-  `skimage.restoration.estimate_sigma` (Donoho & Johnstone)."""
-  from skimage.restoration import estimate_sigma
-  y = np.asarray(noisy, np.float64)
-  std = np.atleast_1d(estimate_sigma(y, channel_axis=-1, average_sigmas=False))
-  return np.diag(np.square(std))
-
-
 def noise_levels(denoiser, noisy: np.ndarray):
   """A stage-1 model's estimated noise covariance `(H, W, C, C)` on one noisy image.
 
@@ -283,10 +210,10 @@ def parse_models(entries):
 
 def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
              crop: int = 0, bm3d: bool = False, keep: int = 3, progress=None,
-             ensemble: bool = False, bm3d_sigma: str = "estimated"):
+             ensemble: bool = False, bm3d_levels=("estimated",)):
   """Score every method on one (set, noise) case; with `ensemble`, every model that
   allows it also as method `ensemble_label(label)` (the mean over 8 flips/rotations);
-  `bm3d_sigma` as `bm3d_methods` takes it.
+  `bm3d_levels`: the levels BM3D gets on real noise (`baselines.bm3d_methods`).
 
   Returns dict(rows=[{image, method, psnr, ssim}], keep=[(name, {method: image})] for the
   first `keep` images with 'noisy' and 'clean', nlf={label: (x, std)}, nlf_true).
@@ -295,7 +222,7 @@ def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
   noisy, clean, covs, names = load_case(set_name, setting, channels, seed, stop, crop)
   # Real noise has no known level to give BM3D: it gets the level estimated from each
   # noisy image, as a user would run it, and/or (an oracle) the pair's own.
-  bm3d_cols = bm3d_methods(covs is None, bm3d_sigma) if bm3d else []
+  bm3d_cols = bm3d_methods(covs is None, bm3d_levels) if bm3d else []
   rows, kept, seconds = [], [], {}
   # Noise-level curves for stage-1 models at full resolution (not real-photo models
   # that run on pixel-shuffled sub-images).
@@ -316,10 +243,12 @@ def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
     if covs is None:
       outs[GUIDED_NOISY] = guided_filter_noisy(y)
     for method in bm3d_cols:
-      cov = {BM3D_ESTIMATED: lambda: estimated_noise_cov(y),
-             BM3D_TRUE: lambda: true_noise_cov(y, x)}.get(method, lambda: covs[i])()
+      level = {BM3D_ESTIMATED: lambda: {"cov": estimated_noise_cov(y)},
+               BM3D_TRUE: lambda: {"cov": true_noise_cov(y, x)},
+               BM3D_PSD: lambda: {"psd": true_noise_psd(y, x)}}.get(
+                   method, lambda: {"cov": covs[i]})()
       t = time.time()
-      outs[method] = bm3d_denoise(y, cov)
+      outs[method] = bm3d_denoise(y, **level)
       seconds[method] = seconds.get(method, 0.0) + time.time() - t
     rows += metrics.image_rows(name, outs, x)
     if i < keep:

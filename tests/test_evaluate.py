@@ -160,9 +160,9 @@ def _write_pairs(root, names, size=24):
     Image.fromarray(np.round(y).astype(np.uint8)).save(root / "noisy" / f"{n}.png")
 
 
-def test_real_pairs_from_a_folder_and_bm3d_given_their_true_level(tmp_path):
-  # pairs:DIR scores any folder of real pairs (e.g. tools/camera_sim.py's) like CC15; the
-  # oracle BM3D column gets each pair's per-channel std(noisy - clean).
+def test_real_pairs_from_a_folder_with_oracle_bm3d_columns(tmp_path):
+  # pairs:DIR scores any folder of real pairs (e.g. tools/camera_sim.py's) like CC15,
+  # with BM3D given each pair's own level (std or power spectrum) beside the estimate.
   from PIL import Image
   from dbsn_jax.inference import load_denoiser
   _write_pairs(tmp_path / "cam", ["b", "a"])
@@ -171,23 +171,16 @@ def test_real_pairs_from_a_folder_and_bm3d_given_their_true_level(tmp_path):
   assert covs is None and names == ["a", "b"]
   np.testing.assert_array_equal(noisy[1], np.asarray(
       Image.open(tmp_path / "cam" / "noisy" / "b.png"), np.float32) / 255)
-  r = (noisy[0].astype(np.float64) - clean[0]).reshape(-1, 3)
-  want = np.diag([np.mean((r[:, c] - r[:, c].mean()) ** 2) for c in range(3)])
-  np.testing.assert_allclose(evaluate.true_noise_cov(noisy[0], clean[0]), want, rtol=1e-9)
-  assert evaluate.bm3d_methods(True, "both") == [evaluate.BM3D_ESTIMATED, evaluate.BM3D_TRUE]
-  assert evaluate.bm3d_methods(True, "true") == [evaluate.BM3D_TRUE]
-  assert evaluate.bm3d_methods(False, "true") == ["BM3D"]
-  with pytest.raises(ValueError, match="estimated, true or both"):
-    evaluate.bm3d_methods(True, "oracle")
   # Under synthetic noise the set is its clean photos.
   syn, syn_clean, syn_covs, _ = evaluate.load_case(spec, "25", 3)
   np.testing.assert_array_equal(syn_clean[0], clean[0])
   assert syn_covs is not None and not np.array_equal(syn[0], noisy[0])
   bm3d = evaluate.bm3d_available()
   models = {"stage 2": ("color-awgn", load_denoiser("color-awgn"))}
-  case = evaluate.run_case(models, spec, "real", bm3d=bm3d, keep=0, bm3d_sigma="true")
-  assert {r["method"] for r in case["rows"]} == {
-      "noisy", "stage 2", evaluate.GUIDED_NOISY} | ({evaluate.BM3D_TRUE} if bm3d else set())
+  case = evaluate.run_case(models, spec, "real", bm3d=bm3d, keep=0,
+                           bm3d_levels=("true", "psd"))
+  assert {r["method"] for r in case["rows"]} == {"noisy", "stage 2", evaluate.GUIDED_NOISY} | (
+      {evaluate.BM3D_TRUE, evaluate.BM3D_PSD} if bm3d else set())
 
 
 def test_real_pairs_that_do_not_match_are_refused_naming_them(tmp_path):

@@ -14,7 +14,8 @@ PACKAGE = os.path.join(REPO, "dbsn_jax")
 LAYERS = (
     ("core", ("dbsn_jax.prng", "dbsn_jax.dihedral", "dbsn_jax.linalg", "dbsn_jax.losses",
               "dbsn_jax.noise", "dbsn_jax.noise_estimate", "dbsn_jax.metrics", "dbsn_jax.realworld",
-              "dbsn_jax.defaults", "dbsn_jax.models", "dbsn_jax.xla_cpu")),
+              "dbsn_jax.defaults", "dbsn_jax.models", "dbsn_jax.xla_cpu",
+              "dbsn_jax.baselines")),
     ("data", ("dbsn_jax.data",)),
     ("predict", ("dbsn_jax.predict",)),
     ("train / report", ("dbsn_jax.train", "dbsn_jax.report")),

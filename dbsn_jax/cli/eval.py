@@ -13,8 +13,8 @@ Per-image seeded noise, unclipped noisy input, PSNR of the clipped output over a
 channels, no border crop, mean of per-image scores; SSIM with an 11x11 Gaussian window,
 sigma 1.5. The noisy input is the baseline column; BM3D / CBM3D join when the `bm3d`
 package is installed (pip install "dbsn-jax[bm3d]"): with the true level under synthetic
-noise, under real noise with the level estimated from each photo (--bm3d_sigma=true or
-both: each pair's own std(noisy - clean)).
+noise, under real noise with the level estimated from each photo (--bm3d_sigma also
+true: each pair's own std(noisy - clean); psd: its noise power spectrum).
 
 Writes OUTPUT_DIR/results.md (the table also printed), results.csv (one row per image
 and method), results.json (settings, means, per-image rows), grid_SET_NOISE.png
@@ -38,11 +38,12 @@ _STOP = flags.DEFINE_integer("stop", 0, "Use the first N images of each set (0: 
 _CROP = flags.DEFINE_integer("crop", 0, "Centre crop side (0: full images, the protocol).")
 _BM3D = flags.DEFINE_enum("bm3d", "auto", ["auto", "on", "off"],
                           "BM3D/CBM3D column: auto (when installed), on (required), off.")
-_BM3D_SIGMA = flags.DEFINE_enum(
-    "bm3d_sigma", "estimated", ["estimated", "true", "both"],
-    "Real noise: the level BM3D gets per photo: estimated from the noisy photo alone "
-    "(what a user without ground truth runs), true (each pair's std(noisy - clean), an "
-    "oracle) or both columns.")
+_BM3D_SIGMA = flags.DEFINE_list(
+    "bm3d_sigma", ["estimated"],
+    "Real noise: the level(s) BM3D gets per photo, one column each: estimated (from the "
+    "noisy photo alone, what a user without ground truth runs), true (each pair's "
+    "per-channel std(noisy - clean), an oracle) or psd (each pair's noise power spectrum: "
+    "BM3D for correlated noise, an oracle).")
 _ENSEMBLE = flags.DEFINE_bool(
     "ensemble", False, "Also score each model's self-ensemble (mean over the 8 flips and "
     "rotations) as method 'LABEL x8'.")
@@ -81,6 +82,7 @@ def _main():
   if _BM3D.value == "on" and not evaluate.bm3d_available():
     raise ValueError("--bm3d=on needs the bm3d package: pip install \"dbsn-jax[bm3d]\"")
   settings = [evaluate.noise_setting(n) for n in _NOISE.value]  # Fail fast on bad names.
+  real_bm3d = evaluate.bm3d_methods(True, _BM3D_SIGMA.value)  # Likewise.
   models = evaluate.parse_models(_MODELS.value)
   methods = ["noisy"]
   for label, (_, d) in models.items():
@@ -89,8 +91,7 @@ def _main():
   methods += [evaluate.GUIDED_NOISY] if "real" in _NOISE.value else []
   if use_bm3d:  # Real noise: BM3D with the estimated and/or the pair's own level.
     methods += ["BM3D"] if any(n != "real" for n in _NOISE.value) else []
-    methods += (evaluate.bm3d_methods(True, _BM3D_SIGMA.value)
-                if "real" in _NOISE.value else [])
+    methods += real_bm3d if "real" in _NOISE.value else []
   os.makedirs(out_dir, exist_ok=True)
   results, all_rows, timing, pictures = {}, [], {}, []
   for set_name in _SETS.value:
