@@ -264,9 +264,11 @@ def real_photos(noisy: str, eval_clean: str = "", eval_noisy: str = "",
   # stage 1 learned (docs/evaluation.md: +0.16 dB and +0.028 SSIM on CC15 over full
   # size at the CPU budget). Patches are multiples of 8f: 48x48 sub-images.
   s2.distill.domain = "subimages"
-  # CC15's scores were measured with CNN_est on the clean sub-images; 'own_image' is
-  # not measured on real photos yet (docs/real_photos.md).
-  s2.distill.noise_levels = "patch"
+  # Synthetic pairs at each photo's level as the PCA estimate reads it off its noisy
+  # sub-images: CNN_est's level sits at mu's error floor, too high on textured photos,
+  # and a stage 2 trained on it over-smooths (docs/evaluation.md: at the CPU budget
+  # +0.55 dB on camera-simulated Kodak24 and +1.26 dB on CC15 over CNN_est's levels).
+  s2.distill.noise_levels = "estimated"
   s2.data.patch_size, s2.data.batch_size = 192, 24
   s2.eval.every_steps = 10_000
   return workflow(s1, s2)
