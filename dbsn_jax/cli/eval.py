@@ -82,7 +82,10 @@ def _main():
   if _BM3D.value == "on" and not evaluate.bm3d_available():
     raise ValueError("--bm3d=on needs the bm3d package: pip install \"dbsn-jax[bm3d]\"")
   settings = [evaluate.noise_setting(n) for n in _NOISE.value]  # Fail fast on bad names.
-  real_bm3d = evaluate.bm3d_methods(True, _BM3D_SIGMA.value)  # Likewise.
+  try:  # Likewise.
+    real_bm3d = evaluate.bm3d_methods(True, _BM3D_SIGMA.value)
+  except ValueError as e:
+    raise ValueError(f"--bm3d_sigma: {e}") from None
   models = evaluate.parse_models(_MODELS.value)
   methods = ["noisy"]
   for label, (_, d) in models.items():
