@@ -12,7 +12,7 @@ from typing import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from dbsn_jax import realworld
+from dbsn_jax import metrics, realworld
 
 BM3D = "BM3D"  # Synthetic noise: the true level.
 BM3D_ESTIMATED = "BM3D (estimated sigma)"
@@ -58,8 +58,7 @@ def bm3d_denoise(noisy: np.ndarray, cov=None, psd=None) -> np.ndarray:
     level = np.asarray(psd, np.float64)
     level = level[..., 0] if c == 1 else level
   else:
-    var = np.diagonal(np.asarray(cov, np.float64), axis1=-2, axis2=-1).reshape(-1, c)
-    level = np.sqrt(np.maximum(var.mean(0), 1e-12))
+    level = np.maximum(metrics.rms_std(cov) / 255.0, 1e-6)
     level = float(level[0]) if c == 1 else [float(s) for s in level]
   if c == 1:
     return np.asarray(bm3d.bm3d(z[..., 0], sigma_psd=level)[..., None], np.float32)
@@ -81,6 +80,20 @@ def _numpy2_shim():
   bm4d.np = _NumPy()
 
 
+def bm3d_column(method: str, noisy: np.ndarray, clean: np.ndarray, cov=None) -> np.ndarray:
+  """BM3D of `noisy (H, W, C)` for one of `bm3d_methods`' columns: the known `cov` under
+  synthetic noise ('BM3D'), else the level that column reads off the photo or the pair."""
+  if method == BM3D_PSD:
+    return bm3d_denoise(noisy, psd=true_noise_psd(noisy, clean))
+  if method == BM3D_TRUE:
+    cov = true_noise_cov(noisy, clean)
+  elif method == BM3D_ESTIMATED:
+    cov = estimated_noise_cov(noisy)
+  elif method != BM3D:
+    raise ValueError(f"unknown BM3D column {method!r}")
+  return bm3d_denoise(noisy, cov=cov)
+
+
 def estimated_noise_cov(noisy: np.ndarray) -> np.ndarray:
   """`(C, C)` diagonal noise covariance of `noisy (H, W, C)` from the noisy image alone:
   per channel, the wavelet (MAD of the finest diagonal band) estimator of
@@ -92,10 +105,9 @@ def estimated_noise_cov(noisy: np.ndarray) -> np.ndarray:
 
 
 def true_noise_cov(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
-  """`(C, C)` diagonal covariance of a real pair: per channel, var(noisy - clean)."""
-  r = (np.asarray(noisy, np.float64) - np.asarray(clean, np.float64)).reshape(
-      -1, noisy.shape[-1])
-  return np.diag(r.var(0))
+  """`(C, C)` diagonal covariance of a real pair: per channel, var(noisy - clean), the
+  level `metrics.true_noise_std` measures."""
+  return np.diag(np.square(metrics.true_noise_std(noisy, clean) / 255.0))
 
 
 def true_noise_psd(noisy: np.ndarray, clean: np.ndarray, radius: int = 8) -> np.ndarray:

@@ -12,8 +12,9 @@ import numpy as np
 
 from dbsn_jax import defaults, metrics
 from dbsn_jax.baselines import (  # noqa: F401 (re-exported)
-    BM3D_ESTIMATED, BM3D_PSD, BM3D_TRUE, GUIDED_NOISY, bm3d_available, bm3d_denoise,
-    bm3d_methods, estimated_noise_cov, guided_filter_noisy, true_noise_cov, true_noise_psd)
+    BM3D_ESTIMATED, BM3D_PSD, BM3D_TRUE, GUIDED_NOISY, bm3d_available, bm3d_column,
+    bm3d_denoise, bm3d_methods, estimated_noise_cov, guided_filter_noisy, true_noise_cov,
+    true_noise_psd)
 from dbsn_jax.data import benchmarks, sources
 from dbsn_jax.data.noisy_sets import centre_crop, noisy_set  # noqa: F401 (re-exported)
 from dbsn_jax.inference import load_denoiser
@@ -124,8 +125,8 @@ def load_case(set_name: str, setting: str, channels: int, seed: int = 1234,
     raise ValueError(f"set {set_name} is {'gray' if native == 1 else 'color'} but the "
                      f"models take {channels}-channel images")
   _, cfg = noise_setting(setting)
+  specs = real_pair_specs(set_name)
   if cfg.kind == "none":
-    specs = real_pair_specs(set_name)
     if specs is None:
       raise ValueError(f"noise setting 'real' needs a set with real noisy photos "
                        f"({', '.join(REAL_PAIRS)} or pairs:DIR), got {set_name}")
@@ -141,7 +142,6 @@ def load_case(set_name: str, setting: str, channels: int, seed: int = 1234,
                          f"{x.shape[:2]} clean")
     return ([centre_crop(y, crop) for y in noisy.images],
             [centre_crop(x, crop) for x in clean.images], None, clean.names)
-  specs = real_pair_specs(set_name)
   # A real pair set under synthetic noise: its clean photos, like any clean set.
   source = (f"tfds:{key}" if key in benchmarks.SPECS else
             specs[0] if specs else set_name)
@@ -243,12 +243,8 @@ def run_case(models, set_name: str, setting: str, seed: int = 1234, stop=None,
     if covs is None:
       outs[GUIDED_NOISY] = guided_filter_noisy(y)
     for method in bm3d_cols:
-      level = {BM3D_ESTIMATED: lambda: {"cov": estimated_noise_cov(y)},
-               BM3D_TRUE: lambda: {"cov": true_noise_cov(y, x)},
-               BM3D_PSD: lambda: {"psd": true_noise_psd(y, x)}}.get(
-                   method, lambda: {"cov": covs[i]})()
       t = time.time()
-      outs[method] = bm3d_denoise(y, **level)
+      outs[method] = bm3d_column(method, y, x, None if covs is None else covs[i])
       seconds[method] = seconds.get(method, 0.0) + time.time() - t
     rows += metrics.image_rows(name, outs, x)
     if i < keep:

@@ -32,6 +32,22 @@ def noise_std_error(est_cov, true_cov):
   return 255.0 * jnp.mean(jnp.abs(est - true))
 
 
+def rms_std(cov) -> np.ndarray:
+  """Per-channel RMS noise std, 0-255 scale, of covariances `(..., C, C)`: sqrt of the
+  mean variance, the quantity std(noisy - clean) measures."""
+  var = np.diagonal(np.asarray(cov, np.float64), axis1=-2, axis2=-1)
+  return 255.0 * np.sqrt(var.reshape(-1, var.shape[-1]).mean(0))
+
+
+def true_noise_std(noisy, clean, cov=None) -> np.ndarray:
+  """Per-channel true noise std (0-255) of one image: from the synthetic covariance
+  `(H, W, C, C)` when known, else std(noisy - clean) of the pair."""
+  if cov is not None:
+    return rms_std(cov)
+  d = (np.asarray(noisy, np.float64) - np.asarray(clean, np.float64)).reshape(-1, noisy.shape[-1])
+  return 255.0 * d.std(0)
+
+
 @jax.jit
 def _psnr_ssim(pred, clean):
   """One compiled program per image size, not one per operation of dm-pix's SSIM."""

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dbsn_jax import losses, metrics, noise, predict, realworld, report
+from dbsn_jax.metrics import rms_std, true_noise_std  # noqa: F401 (re-exported)
 from dbsn_jax.data import input_pipeline, noisy_sets, sources
 from dbsn_jax.train import (checkpoints, loop, microbatch, parallel, precision,
                             state as state_lib, workdir_lock)
@@ -178,22 +179,6 @@ def eval_set(config):
     raise ValueError("noise.kind='none' needs eval_noisy_source (noisy images of the eval set)")
   return noisy_sets.noisy_set(ec.source, config.channels, config.noise, ec.seed, ec.start,
                               stop, ec.crop)
-
-
-def rms_std(cov) -> np.ndarray:
-  """Per-channel RMS noise std, 0-255 scale, of covariances `(..., C, C)`: sqrt of the
-  mean variance, the quantity std(noisy - clean) measures."""
-  var = np.diagonal(np.asarray(cov, np.float64), axis1=-2, axis2=-1)
-  return 255.0 * np.sqrt(var.reshape(-1, var.shape[-1]).mean(0))
-
-
-def true_noise_std(noisy, clean, cov=None) -> np.ndarray:
-  """Per-channel true noise std (0-255) of one image: from the synthetic covariance
-  `(H, W, C, C)` when known, else std(noisy - clean) of the pair."""
-  if cov is not None:
-    return rms_std(cov)
-  d = (np.asarray(noisy, np.float64) - np.asarray(clean, np.float64)).reshape(-1, noisy.shape[-1])
-  return 255.0 * d.std(0)
 
 
 def evaluate(params, model: Stage1Model, data, denoise=None,
