@@ -8,7 +8,7 @@ A per-photo noise level (CNN_est's averaged modes, the PCA estimate, issue 15's 
 each pair this prints the residual's std overall, within the quartiles of local texture
 (the clean photo's Sobel gradient magnitude, averaged over channels and a 7x7 window) and
 within the quartiles of intensity (the clean photo's channel mean), each as the project
-measures a pair's true level (`stage1.true_noise_std`: per-channel std, mean over
+measures a pair's true level (`metrics.true_noise_std`: per-channel std, mean over
 channels). A ratio of the most
 to the least textured quartile well above 1 means the residual grows with texture: in-
 camera noise reduction or JPEG (which remove less noise in texture than in flat areas),
@@ -21,8 +21,8 @@ import numpy as np
 from absl import app, flags
 from scipy import ndimage
 
+from dbsn_jax import metrics
 from dbsn_jax.data import sources
-from dbsn_jax.train import stage1
 
 
 def texture(clean: np.ndarray, window: int = 7) -> np.ndarray:
@@ -38,7 +38,7 @@ def binned_std(noisy: np.ndarray, clean: np.ndarray, key: np.ndarray, bins: int)
   so none is empty."""
   order = np.argsort(key, axis=None, kind="stable")
   n, c = (a.reshape(-1, a.shape[-1]) for a in (noisy, clean))
-  return [float(stage1.true_noise_std(n[part], c[part]).mean())
+  return [float(metrics.true_noise_std(n[part], c[part]).mean())
           for part in np.array_split(order, bins)]
 
 
@@ -50,7 +50,7 @@ def profile(noisy: np.ndarray, clean: np.ndarray, bins: int = 4) -> dict:
   c = clean.astype(np.float64)
   by_tex = binned_std(noisy, c, texture(c), bins)
   by_int = binned_std(noisy, c, c.mean(-1), bins)
-  return {"std": float(stage1.true_noise_std(noisy, c).mean()), "by_texture": by_tex,
+  return {"std": float(metrics.true_noise_std(noisy, c).mean()), "by_texture": by_tex,
           "by_intensity": by_int, "texture_ratio": by_tex[-1] / by_tex[0]}
 
 
