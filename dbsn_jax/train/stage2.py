@@ -370,6 +370,9 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   # process's local batches in global order (see parallel).
   real_images, margin = real.images, config.data.target_margin
   fixed, source, levels = fixed_pairs(config, s1_config), level_source(config, s1_config), None
+  # With no real patches in a batch (`data.real_fraction = 0`) the stage-1 targets are
+  # never read: skip running the teacher over every training image.
+  fixed = fixed and mixed.split_batch(config.data.batch_size, config.data.real_fraction)[1] > 0
   if fixed or source:  # Made once, on whole images.
     noisy = fixed_noisy_images(real.images, s1_config, config.seed)
     if fixed or source == "own_image":

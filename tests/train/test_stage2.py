@@ -166,6 +166,17 @@ def test_short_distillation_runs(stage1_dirs, tmp_path, real_targets):
   assert jax.tree.leaves(out["state"].batch_stats)  # DnCNN statistics are carried.
 
 
+def test_no_real_patches_no_teacher_pass(stage1_dirs, tmp_path, monkeypatch):
+  """`data.real_fraction = 0`: the fixed stage-1 targets would never be read, so the
+  teacher is not run over the training images."""
+  def refuse(*args, **kwargs):
+    raise AssertionError("stage1_on_images ran for a batch with no real patches")
+  monkeypatch.setattr(stage2, "stage1_on_images", refuse)
+  config = tiny_stage2_config(stage1_dirs["shared"], **{"data.real_fraction": 0.0})
+  out = stage2.train_and_evaluate(config, str(tmp_path))
+  assert int(out["state"].step) == 3 and np.isfinite(out["eval"]["psnr_stage2"])
+
+
 def test_fixed_real_pairs_are_one_noise_draw_beside_its_stage1_target(stage1_dirs):
   s1_config, s1_model, s1_params = stage1.load(stage1_dirs["per_image"])
   clean = sources.load(s1_config.data.train, 1, s1_config.data.train_start, None).images
