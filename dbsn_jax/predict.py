@@ -17,7 +17,7 @@ from dbsn_jax import losses, noise_estimate, realworld
 from dbsn_jax.models import DBSN, DnCNN, MWCNN, NoiseEstimator
 
 
-BAYES_NOISE_LEVELS = ("learned", "estimated")
+BAYES_NOISE_LEVELS = ("learned", "estimated", "fitted")
 
 
 class Stage1Model(nn.Module):
@@ -25,7 +25,8 @@ class Stage1Model(nn.Module):
 
   `bayes_noise` and `calibrate_prior` steer only the Bayes step (`finish_fn`), never
   training: the Sigma_n it uses ('learned': CNN_est's; 'estimated': the classical
-  estimate of each image, `noise_estimate`), and whether Sigma_mu is rescaled per image.
+  estimate of each image, `noise_estimate`; 'fitted': CNN_est's, re-levelled with
+  Sigma_mu's scale by `fitted_noise`), and whether Sigma_mu is rescaled per image.
   """
   dbsn: DBSN
   noise_model: NoiseEstimator
@@ -145,8 +146,70 @@ def calibrated_prior(y, mu, sigma_mu, sigma_n, valid=None):
   return sigma_mu * scale[:, None, None, None, None]
 
 
+_FIT_ITERATIONS = 4
+_FIT_FLOOR = 1e-2  # Of the mean squared residual: the smallest variance the fit returns.
+
+
+def fitted_noise(y, mu, sigma_mu, sigma_n, valid=None):
+  """Sigma_mu's scale and the noise level of each image, fitted to its residual y - mu by
+  the plain Gaussian likelihood: `(sigma_mu, sigma_n)` for the Bayes step.
+
+  Per image and channel c, E[(y - mu)_c^2] = s_c Sigma_mu,cc + a_c + b_c mu_c: D-BSN's
+  uncertainty up to a scale, plus a noise variance that is affine in the intensity
+  (Poisson-Gaussian, as a camera's). Across one image Sigma_mu varies from flat to
+  textured pixels while the noise does not, which separates the two terms that a free
+  per-pixel Sigma_mu confounds in training; CNN_est's level instead sits at the residual's
+  floor, inflated by mu's error on textured images (docs/noise_level.md). Maximum
+  likelihood by iteratively reweighted least squares (weights 1 / variance^2, the
+  Gaussian score of a variance model). The fitted Sigma_n keeps CNN_est's correlation
+  between channels with the fitted variances on its diagonal. Shapes: images `(B, H, W,
+  C)`, covariances `(B, H, W, C, C)`, `valid (B, H, W, 1)` marks the image in a canvas.
+  """
+  w0 = jnp.ones(y.shape[:3] + (1,), jnp.float32) if valid is None else valid
+  w0 = jnp.broadcast_to(w0.astype(jnp.float32), y.shape)
+  r2 = jnp.square(y - mu)
+  prior = jnp.diagonal(sigma_mu, axis1=-2, axis2=-1)
+  count = jnp.maximum(jnp.sum(w0, (1, 2)), 1.0)                         # (B, C)
+
+  def mean(v):
+    return jnp.sum(w0 * v, (1, 2)) / count                              # (B, C)
+  # Columns scaled to unit mean so the 3 x 3 normal equations are well conditioned.
+  unit_p, unit_r = jnp.maximum(mean(prior), 1e-12), jnp.maximum(mean(r2), 1e-12)
+  design = jnp.stack([prior / unit_p[:, None, None], jnp.ones_like(mu), mu], -1)
+  target = r2 / unit_r[:, None, None]
+  floor = _FIT_FLOOR
+
+  def solve(w):
+    aw = design * w[..., None]
+    lhs = jnp.einsum("bhwck,bhwcl->bckl", aw, design)
+    rhs = jnp.einsum("bhwck,bhwc->bck", aw, target)
+    # A ridge of 1e-6 of the diagonal: an image whose Sigma_mu is constant leaves the
+    # scale and the level collinear.
+    ridge = 1e-6 * jnp.trace(lhs, axis1=-2, axis2=-1)[..., None, None] * jnp.eye(3)
+    return jnp.linalg.solve(lhs + ridge, rhs[..., None])[..., 0]        # (B, C, 3)
+
+  def reweight(_, coef):
+    var = jnp.maximum(jnp.einsum("bhwck,bck->bhwc", design, coef), floor)
+    return solve(w0 / jnp.square(var))
+  coef = jax.lax.fori_loop(0, _FIT_ITERATIONS, reweight, solve(w0))
+  scale = jnp.maximum(coef[..., 0], 0.0) * unit_r / unit_p              # (B, C)
+  var = jnp.maximum(coef[:, None, None, :, 1] + coef[:, None, None, :, 2] * mu, floor)
+  var = var * unit_r[:, None, None]
+  std = jnp.sqrt(jnp.diagonal(sigma_n, axis1=-2, axis2=-1))
+  d = jnp.sqrt(var) / jnp.maximum(std, 1e-12)
+  root = jnp.sqrt(scale)[:, None, None]
+  return (sigma_mu * root[..., :, None] * root[..., None, :],
+          sigma_n * d[..., :, None] * d[..., None, :])
+
+
 def learned_noise(out):
-  """CNN_est's covariance in a `finish_fn` output, whichever Sigma_n the Bayes step used."""
+  """The noise covariance stage 1 learned, in a `finish_fn` output: the fitted one where
+  the Bayes step fits it, else CNN_est's, whichever Sigma_n the Bayes step used."""
+  return out.get("sigma_n_fitted", cnn_est_noise(out))
+
+
+def cnn_est_noise(out):
+  """CNN_est's own covariance in a `finish_fn` output."""
   return out.get("sigma_n_learned", out["sigma_n"])
 
 
@@ -181,11 +244,15 @@ def finish_fn(model: Stage1Model, rw: realworld.Settings = realworld.Settings(),
     sigma_n = up(model.noise_model.apply({"params": params["noise_model"]}, src, ids, mask),
                  y.shape)
     out = {"mu": mu, "sigma_mu": sigma_mu, "sigma_n": sigma_n}
+    prior = sigma_mu
     if model.bayes_noise == "estimated":
       out["sigma_n_learned"], sigma_n = sigma_n, estimated_noise(y, valid)
       out["sigma_n"] = sigma_n
-    prior = sigma_mu
-    if model.calibrate_prior:
+    if model.bayes_noise == "fitted":  # Fits Sigma_mu's scale too: no calibrate_prior.
+      out["sigma_n_learned"] = sigma_n
+      prior, sigma_n = fitted_noise(y, mu, sigma_mu, sigma_n, valid)
+      out["sigma_n"] = out["sigma_n_fitted"] = sigma_n
+    elif model.calibrate_prior:
       prior = calibrated_prior(y, mu, sigma_mu, sigma_n, valid)
     out["bayes"] = losses.bayes_estimate(y, mu, prior, sigma_n)
     if guided_filter and rw.guided_filter:

@@ -102,3 +102,72 @@ def test_the_estimate_is_refused_where_the_noise_is_not_white(field, value):
     stage1.validate(config)
   with pytest.raises(ValueError, match="bayes.noise_level must be one of"):
     stage1.validate(tiny_stage1_config(**{"bayes.noise_level": "cnn"}))
+
+
+def _irls_float64(r2, prior, mu, w, iterations=predict._FIT_ITERATIONS):
+  """Independent float64 reference of `fitted_noise`'s fit for one image and channel:
+  weighted least squares of r2 on [prior, 1, mu], reweighted by 1 / variance^2."""
+  design = np.stack([prior, np.ones_like(mu), mu], -1)
+  floor = predict._FIT_FLOOR * np.sum(w * r2) / np.sum(w)
+  wt = w
+  for _ in range(iterations + 1):
+    coef = np.linalg.solve((design * wt[:, None]).T @ design, (design * wt[:, None]).T @ r2)
+    wt = w / np.square(np.maximum(design @ coef, floor))
+  return coef, floor
+
+
+def test_fitted_noise_recovers_the_prior_scale_and_a_signal_dependent_level():
+  """Residual = mu's error (variance t * Sigma_mu, Sigma_mu varying from flat to textured
+  pixels) plus Poisson-Gaussian noise a + b x: the fit finds t, a and b, where CNN_est's
+  level (here the residual's mean) would carry mu's error too."""
+  rng = np.random.default_rng(3)
+  b, h, w, c = 2, 96, 80, 3
+  x = rng.uniform(0.1, 0.9, (b, h, w, c))
+  texture = rng.uniform(0.0, 1.0, (b, h, w))
+  prior_var = 1e-4 + 4e-3 * np.square(texture)                       # D-BSN's Sigma_mu, unscaled.
+  t = np.array([0.5, 2.0])                                          # Its true scale per image.
+  a, slope = np.array([4e-4, 1e-4, 2e-4]), np.array([2e-3, 4e-3, 0.0])
+  mu = x + np.sqrt(t[:, None, None, None] * prior_var[..., None]) * rng.standard_normal(x.shape)
+  y = x + np.sqrt(a + slope * x) * rng.standard_normal(x.shape)
+  corr = np.array([[1.0, 0.5, 0.2], [0.5, 1.0, 0.3], [0.2, 0.3, 1.0]])
+  sigma_mu = prior_var[..., None, None] * np.eye(c)
+  sigma_n = np.broadcast_to(0.02 ** 2 * corr, (b, h, w, c, c))     # CNN_est: level off.
+  valid = np.ones((b, h, w, 1))
+  valid[1, :, :10] = 0.0
+  y[1, :, :10] = 9.0  # Padding: must not count.
+  f32 = [jnp.asarray(v, jnp.float32) for v in (y, mu, sigma_mu, sigma_n, valid)]
+  prior, noise = (np.asarray(v, np.float64) for v in jax.jit(predict.fitted_noise)(*f32))
+  for i in range(b):
+    m = valid[i, ..., 0] > 0
+    for ch in range(c):
+      coef, floor = _irls_float64(np.square(y[i] - mu[i])[..., ch][m], prior_var[i][m],
+                                  mu[i][..., ch][m], np.ones(m.sum()))
+      np.testing.assert_allclose(prior[i][..., ch, ch][m] / prior_var[i][m],
+                                 max(coef[0], 0.0), rtol=1e-3)
+      want = np.maximum(coef[1] + coef[2] * mu[i][..., ch][m], floor)
+      np.testing.assert_allclose(noise[i][..., ch, ch][m], want, rtol=1e-3, atol=1e-8)
+      # ... and the fit lands near the truth: mu's error scale, and the noise level.
+      np.testing.assert_allclose(coef[0], t[i], rtol=0.15)
+      true_var = a[ch] + slope[ch] * x[i][..., ch][m]
+      np.testing.assert_allclose(np.sqrt(want.mean()), np.sqrt(true_var.mean()), rtol=0.05)
+    # CNN_est's channel correlation is kept.
+    d = np.sqrt(np.diagonal(noise[i], axis1=-2, axis2=-1))
+    np.testing.assert_allclose(noise[i] / (d[..., :, None] * d[..., None, :]),
+                               np.broadcast_to(corr, noise[i].shape), rtol=1e-4)
+
+
+def test_fitted_bayes_noise_is_reported_as_the_learned_level():
+  config = tiny_stage1_config(**{"channels": 3, "noise_model.mode": "multivariate",
+                                 "model.sigma_form": "full", "bayes.noise_level": "fitted"})
+  model = stage1.build_model(config)
+  params = stage1.create_state(config, model).params
+  y = jnp.asarray(_noisy_crops([10.0, 40.0], 64, 3))
+  parts = predict.local_fn(model)(params, y)
+  out = jax.jit(predict.finish_fn(model))(params, y, parts)
+  prior, noise = predict.fitted_noise(y, parts["mu"], parts["sigma_mu"],
+                                      out["sigma_n_learned"])
+  np.testing.assert_allclose(out["sigma_n"], noise, rtol=1e-5, atol=1e-9)
+  assert predict.learned_noise(out) is out["sigma_n_fitted"]
+  assert predict.cnn_est_noise(out) is out["sigma_n_learned"]  # Stage 2's own-image level.
+  np.testing.assert_allclose(out["bayes"], losses.bayes_estimate(
+      y, parts["mu"], prior, noise), atol=1e-5)

@@ -3,8 +3,9 @@
   python tools/stage1_bayes.py --workdir=S1 --set=cbsd68 --noise=25 [--stop=0]
 
 One row per (bayes.noise_level, bayes.calibrate_prior): the Sigma_n the Bayes step uses
-(CNN_est's, or the classical estimate of each image) and whether Sigma_mu is rescaled per
-image to fit the residual. Same protocol as dbsn-eval (seeded noise, full images, size
+(CNN_est's, the classical estimate of each image, or CNN_est's re-levelled with Sigma_mu's
+scale by the likelihood of each image's residual: 'fitted', which ignores
+calibrate_prior) and whether Sigma_mu is rescaled per image to fit the residual. Same protocol as dbsn-eval (seeded noise, full images, size
 buckets); the training is not touched. Measurements: docs/noise_level.md.
 """
 import time
@@ -19,7 +20,7 @@ _SET = flags.DEFINE_string("set", "bsd68", "Test set name or image source spec."
 _NOISE = flags.DEFINE_string("noise", "25", "Comma-separated dbsn-eval noise settings.")
 _STOP = flags.DEFINE_integer("stop", 0, "Images per set (0: all).")
 _VARIANTS = flags.DEFINE_string(
-    "variants", "learned:0,learned:1,estimated:0,estimated:1",
+    "variants", "learned:0,learned:1,estimated:0,estimated:1,fitted:0",
     "Comma-separated noise_level:calibrate_prior pairs.")
 flags.mark_flags_as_required(["workdir"])
 

@@ -186,7 +186,7 @@ def stage1_target_fn(s1_config, s1_model, filtered: bool = True, with_sigma_n: b
     out = denoise(s1p, y, realworld.model_ids(image_ids, rw, per_image))
     x_hat = out["filtered"] if rw.guided_filter and filtered else out["bayes"]
     # The level CNN_est learned, whichever Sigma_n the Bayes step used.
-    return (x_hat, predict.learned_noise(out)) if with_sigma_n else x_hat
+    return (x_hat, predict.cnn_est_noise(out)) if with_sigma_n else x_hat
   return target
 
 
