@@ -45,6 +45,7 @@ def test_real_photo_configs_down_sample_with_bayer_groups(name, arg):
     stage1.validate(s1)
     stage2.validate(config.stage2, s1)
     assert (s1.realworld.downsample, s1.realworld.bayer_groups, s1.noise.kind) == (4, True, "none")
+    assert s1.bayes.noise_level == "fitted"  # CNN_est's level sits at mu's error floor.
     assert config.stage2.data.patch_size % 4 == 0
 
 
