@@ -173,9 +173,12 @@ def fitted_noise(y, mu, sigma_mu, sigma_n, valid=None):
 
   def mean(v):
     return jnp.sum(w0 * v, (1, 2)) / count                              # (B, C)
-  # Columns scaled to unit mean so the 3 x 3 normal equations are well conditioned.
+  # Columns scaled to unit mean and centred, so the 3 x 3 normal equations are well
+  # conditioned (an image whose Sigma_mu hardly varies leaves the first two close).
   unit_p, unit_r = jnp.maximum(mean(prior), 1e-12), jnp.maximum(mean(r2), 1e-12)
-  design = jnp.stack([prior / unit_p[:, None, None], jnp.ones_like(mu), mu], -1)
+  p = prior / unit_p[:, None, None]
+  mu_mean = mean(mu)
+  design = jnp.stack([p - 1.0, jnp.ones_like(mu), mu - mu_mean[:, None, None]], -1)
   target = r2 / unit_r[:, None, None]
   floor = _FIT_FLOOR
 
@@ -193,8 +196,10 @@ def fitted_noise(y, mu, sigma_mu, sigma_n, valid=None):
     return solve(w0 / jnp.square(var))
   coef = jax.lax.fori_loop(0, _FIT_ITERATIONS, reweight, solve(w0))
   scale = jnp.maximum(coef[..., 0], 0.0) * unit_r / unit_p              # (B, C)
-  var = jnp.maximum(coef[:, None, None, :, 1] + coef[:, None, None, :, 2] * mu, floor)
-  var = var * unit_r[:, None, None]
+  # The variance less the prior's term, s (p - 1) + s: what is left is the noise's.
+  level = coef[..., 1] - coef[..., 0]
+  var = level[:, None, None] + coef[:, None, None, :, 2] * (mu - mu_mean[:, None, None])
+  var = jnp.maximum(var, floor) * unit_r[:, None, None]
   std = jnp.sqrt(jnp.diagonal(sigma_n, axis1=-2, axis2=-1))
   d = jnp.sqrt(var) / jnp.maximum(std, 1e-12)
   root = jnp.sqrt(scale)[:, None, None]

@@ -79,10 +79,11 @@ def test_estimated_bayes_noise_is_each_image_classical_estimate():
       y, parts["mu"], prior, out["sigma_n"]), atol=1e-5)
 
 
-def test_estimated_noise_in_a_size_bucket_equals_the_exact_size():
-  # The padded canvas's flat border must not pass for noise-free texture: only patches
-  # wholly inside the image count.
-  config = tiny_stage1_config(**{"bayes.noise_level": "estimated",
+@pytest.mark.parametrize("level", ["estimated", "fitted"])
+def test_per_image_noise_in_a_size_bucket_equals_the_exact_size(level):
+  # The padded canvas's flat border must not pass for noise-free texture (the estimate:
+  # only patches wholly inside the image count) nor enter the fit of the residual.
+  config = tiny_stage1_config(**{"bayes.noise_level": level,
                                  "bayes.calibrate_prior": True})
   model = stage1.build_model(config)
   params = stage1.create_state(config, model).params
@@ -90,8 +91,13 @@ def test_estimated_noise_in_a_size_bucket_equals_the_exact_size():
   y = jnp.asarray(_noisy_crops([25.0], 70, 1)[:, :61])
   np.testing.assert_allclose(d.run(y), d.apply_fn(params, y), atol=1e-5)
   cov = np.asarray(d.noise_cov(y))
-  np.testing.assert_allclose(cov, np.broadcast_to(
-      noise_estimate.white_noise_covariance(y[0]), cov.shape[1:])[None], rtol=1e-4)
+  if level == "estimated":
+    want = noise_estimate.white_noise_covariance(y[0])
+  else:
+    parts = predict.local_fn(model)(params, y)
+    want = predict.finish_fn(model)(params, y, parts)["sigma_n"][0]
+  np.testing.assert_allclose(cov, np.broadcast_to(want, cov.shape[1:])[None], rtol=1e-4,
+                             atol=1e-9)
 
 
 @pytest.mark.parametrize("field,value", [("noise_model.mode", "hetero"),
