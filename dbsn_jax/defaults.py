@@ -256,8 +256,7 @@ def real_photos(noisy: str, eval_clean: str = "", eval_noisy: str = "",
   s1.realworld.guided_filter = True
   # The Bayes step re-levels CNN_est's noise (affine in intensity) and Sigma_mu's scale by
   # each photo's residual likelihood: CNN_est's level carries mu's error on textured
-  # photos (docs/noise_level.md: camera-simulated Kodak24 learned within 15 % on 23 of 24
-  # photos at each of two levels, instead of 13 and 20; Bayes +0.71 / +0.17 dB).
+  # photos (measured on CC15 and camera-simulated Kodak24: docs/noise_level.md).
   s1.bayes.noise_level = "fitted"
   s1.data.patch_size = 64                # Sub-image patches (256 x 256 of the photo).
   s1.eval.source = eval_clean
