@@ -5,8 +5,9 @@
 One row per (bayes.noise_level, bayes.calibrate_prior): the Sigma_n the Bayes step uses
 (CNN_est's, the classical estimate of each image, or CNN_est's re-levelled with Sigma_mu's
 scale by the likelihood of each image's residual: 'fitted', which ignores
-calibrate_prior) and whether Sigma_mu is rescaled per image to fit the residual. Same protocol as dbsn-eval (seeded noise, full images, size
-buckets); the training is not touched. Measurements: docs/noise_level.md.
+calibrate_prior) and whether Sigma_mu is rescaled per image to fit the residual. Same
+protocol as dbsn-eval (seeded noise, full images, size buckets); the training is not
+touched. Measurements: docs/noise_level.md.
 """
 import time
 
