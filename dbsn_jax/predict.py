@@ -180,7 +180,6 @@ def fitted_noise(y, mu, sigma_mu, sigma_n, valid=None):
   mu_mean = mean(mu)
   design = jnp.stack([p - 1.0, jnp.ones_like(mu), mu - mu_mean[:, None, None]], -1)
   target = r2 / unit_r[:, None, None]
-  floor = _FIT_FLOOR
 
   def solve(w):
     aw = design * w[..., None]
@@ -192,14 +191,14 @@ def fitted_noise(y, mu, sigma_mu, sigma_n, valid=None):
     return jnp.linalg.solve(lhs + ridge, rhs[..., None])[..., 0]        # (B, C, 3)
 
   def reweight(_, coef):
-    var = jnp.maximum(jnp.einsum("bhwck,bck->bhwc", design, coef), floor)
+    var = jnp.maximum(jnp.einsum("bhwck,bck->bhwc", design, coef), _FIT_FLOOR)
     return solve(w0 / jnp.square(var))
   coef = jax.lax.fori_loop(0, _FIT_ITERATIONS, reweight, solve(w0))
   scale = jnp.maximum(coef[..., 0], 0.0) * unit_r / unit_p              # (B, C)
   # The variance less the prior's term, s (p - 1) + s: what is left is the noise's.
   level = coef[..., 1] - coef[..., 0]
   var = level[:, None, None] + coef[:, None, None, :, 2] * (mu - mu_mean[:, None, None])
-  var = jnp.maximum(var, floor) * unit_r[:, None, None]
+  var = jnp.maximum(var, _FIT_FLOOR) * unit_r[:, None, None]
   std = jnp.sqrt(jnp.diagonal(sigma_n, axis1=-2, axis2=-1))
   d = jnp.sqrt(var) / jnp.maximum(std, 1e-12)
   root = jnp.sqrt(scale)[:, None, None]
