@@ -98,6 +98,7 @@ def stage1() -> ml_collections.ConfigDict:
   c.optim.schedule = "step"             # Or 'cosine': lr to 0 by num_steps.
   c.optim.milestones = (1 / 6, 2 / 6, 3 / 6)  # Fractions of num_steps: lr x decay.
   c.optim.decay = 0.1
+  c.optim.warmup = 0.0                 # Linear lr warm-up over this fraction of num_steps.
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 180_000          # 180 epochs x 6,000 batches of 8 (paper).
@@ -180,6 +181,7 @@ def stage2() -> ml_collections.ConfigDict:
   c.optim.schedule = "step"            # Or 'cosine': lr to 0 by num_steps.
   c.optim.milestones = (0.5, 0.75)
   c.optim.decay = 0.1
+  c.optim.warmup = 0.0                 # Linear lr warm-up over this fraction of num_steps.
   c.optim.ema_decay = 0.0              # > 0: evaluate and export an EMA of the weights.
 
   c.train = ml_collections.ConfigDict()

@@ -24,7 +24,8 @@ SCHEDULES = ("step", "cosine")
 
 def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
   """`optim.schedule`: 'step' (piecewise constant: lr, times `decay` at each milestone,
-  fractions of num_steps) or 'cosine' (lr down to 0 at num_steps on a half cosine)."""
+  fractions of num_steps) or 'cosine' (lr down to 0 at num_steps on a half cosine),
+  times a linear warm-up from 0 over the first `optim.warmup` fraction of the steps."""
   # `not x > 0` also refuses NaN, which every comparison passes as False.
   if not (math.isfinite(optim_cfg.lr) and optim_cfg.lr > 0):
     raise ValueError(f"optim.lr must be a finite number > 0, got {optim_cfg.lr}")
@@ -33,6 +34,19 @@ def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
   for name in ("b1", "b2"):
     if not 0 <= optim_cfg[name] < 1:
       raise ValueError(f"optim.{name} must be in [0, 1), got {optim_cfg[name]}")
+  warmup = optim_cfg.get("warmup", 0.0)
+  if not 0 <= warmup < 1:
+    raise ValueError(f"optim.warmup must be a fraction of train.num_steps in [0, 1), got {warmup}")
+  base = _decay_schedule(optim_cfg, num_steps)
+  warm_steps = int(round(warmup * num_steps))
+  if not warm_steps:
+    return base
+  # Adam's first updates are +-lr on every weight whatever the gradient's size; at full
+  # lr they push whole ReLU layers below zero for good (docs/evaluation.md).
+  return lambda t: base(t) * jnp.minimum(1.0, (t + 1) / warm_steps)
+
+
+def _decay_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
   kind = optim_cfg.get("schedule", "step")
   if kind not in SCHEDULES:
     raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {kind!r}")

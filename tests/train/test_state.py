@@ -69,3 +69,21 @@ def test_cosine_schedule_falls_from_lr_to_zero_and_step_keeps_its_milestones():
   with pytest.raises(ValueError, match="optim.schedule"):
     state_lib.learning_rate_schedule(
         ml_collections.ConfigDict(dict(base, schedule="linear")), 100)
+
+
+def test_warmup_ramps_linearly_to_the_schedule_and_then_follows_it():
+  base = {"lr": 1e-3, "b1": 0.9, "b2": 0.999, "milestones": (0.5,), "decay": 0.1}
+  warm = state_lib.learning_rate_schedule(ml_collections.ConfigDict(dict(base, warmup=0.1)), 100)
+  plain = state_lib.learning_rate_schedule(ml_collections.ConfigDict(base), 100)
+  # The first update already moves (lr / 10, not 0); step 9 reaches lr; then the milestones.
+  np.testing.assert_allclose([float(warm(t)) for t in (0, 4, 9, 10, 49, 50)],
+                             [1e-4, 5e-4, 1e-3, 1e-3, 1e-3, 1e-4], rtol=1e-6)
+  cosine = dict(base, schedule="cosine")
+  np.testing.assert_allclose(
+      float(state_lib.learning_rate_schedule(ml_collections.ConfigDict(dict(cosine, warmup=0.2)),
+                                             100)(30)),
+      float(state_lib.learning_rate_schedule(ml_collections.ConfigDict(cosine), 100)(30)))
+  np.testing.assert_allclose(float(plain(0)), 1e-3, rtol=1e-6)  # warmup 0: off.
+  for bad in (1.0, -0.1):
+    with pytest.raises(ValueError, match="optim.warmup"):
+      state_lib.learning_rate_schedule(ml_collections.ConfigDict(dict(base, warmup=bad)), 100)
