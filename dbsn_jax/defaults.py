@@ -163,7 +163,8 @@ def stage2() -> ml_collections.ConfigDict:
   c.distill.real_targets = "fixed"
   # Where the synthetic pairs' noise level comes from, for CNN_est modes averaged over
   # the image (awgn, multivariate): 'own_image' draws a training image and uses the
-  # covariance its noise model has on that image, as stage 1 learned it; 'estimated'
+  # covariance its noise model has on that image, as stage 1 learned it; 'fitted' the
+  # level stage 1's 'fitted' Bayes step found in it (bayes.noise_level); 'estimated'
   # the white-noise covariance a classical PCA estimate finds in that noisy image
   # (noise_estimate.py); 'estimated_pooled' one level for all, the median of those
   # estimates over the set (for a set that shares one noise level); 'patch' runs CNN_est

@@ -57,6 +57,11 @@ def validate(config, s1_config) -> None:
   if noise_levels(config) not in NOISE_LEVELS:
     raise ValueError(f"distill.noise_levels must be one of {NOISE_LEVELS}, got "
                      f"{noise_levels(config)!r}")
+  if noise_levels(config) == "fitted" and \
+      s1_config.get("bayes", {}).get("noise_level") != "fitted":
+    raise ValueError("distill.noise_levels='fitted' needs a stage 1 whose Bayes step fits the "
+                     f"noise level (bayes.noise_level='fitted'); {config.stage1_workdir} has "
+                     f"{s1_config.get('bayes', {}).get('noise_level', 'learned')!r}")
   if real_targets(config) not in REAL_TARGETS:
     raise ValueError(f"distill.real_targets must be one of {REAL_TARGETS}, got "
                      f"{real_targets(config)!r}")
@@ -73,7 +78,7 @@ def validate(config, s1_config) -> None:
 DOMAINS = ("full", "subimages")
 WEIGHTINGS = ("pixels", "means")
 REAL_TARGETS = ("fixed", "fresh")
-NOISE_LEVELS = ("own_image", "estimated", "estimated_pooled", "patch")
+NOISE_LEVELS = ("own_image", "fitted", "estimated", "estimated_pooled", "patch")
 
 
 def distill_domain(config) -> str:
@@ -94,7 +99,8 @@ def noise_levels(config) -> str:
 
 def level_source(config, s1_config):
   """Where the synthetic pairs' noise levels come from: None (CNN_est on the clean
-  patch), 'own_image', 'estimated' or 'estimated_pooled' (`distill.noise_levels`). All but
+  patch), 'own_image', 'fitted', 'estimated' or 'estimated_pooled'
+  (`distill.noise_levels`). All but
   the first need a CNN_est averaged over the image: a per-pixel model's level is a
   function of the intensity, which the clean patch supplies."""
   source = noise_levels(config)
@@ -173,11 +179,13 @@ def synthesize(key, x, s1_model, s1_params, num_models, scale_range,
   return x + s * jnp.einsum("bhwij,bhwj->bhwi", chol, z), cov
 
 
-def stage1_target_fn(s1_config, s1_model, filtered: bool = True, with_sigma_n: bool = False):
+def stage1_target_fn(s1_config, s1_model, filtered: bool = True, with_sigma_n: bool = False,
+                     fitted: bool = False):
   """`(s1_params, y (B, H, W, C), image_ids (B,)) -> x_hat` (and CNN_est's Sigma_n if
-  `with_sigma_n`): stage 1's final estimate (Bayes, or guided-filtered with
-  down-sampling if `filtered`) for training images of known id. A network that is
-  guided-filtered itself learns the unfiltered one."""
+  `with_sigma_n`, or the fitted one of a 'fitted' Bayes step if also `fitted`): stage
+  1's final estimate (Bayes, or guided-filtered with down-sampling if `filtered`) for
+  training images of known id. A network that is guided-filtered itself learns the
+  unfiltered one."""
   rw = realworld.settings(s1_config)
   denoise = predict.make_denoise_fn(s1_model, rw)
   per_image = bool(s1_config.noise_model.per_image)
@@ -185,8 +193,9 @@ def stage1_target_fn(s1_config, s1_model, filtered: bool = True, with_sigma_n: b
   def target(s1p, y, image_ids):
     out = denoise(s1p, y, realworld.model_ids(image_ids, rw, per_image))
     x_hat = out["filtered"] if rw.guided_filter and filtered else out["bayes"]
-    # The level CNN_est learned, whichever Sigma_n the Bayes step used.
-    return (x_hat, predict.cnn_est_noise(out)) if with_sigma_n else x_hat
+    # The level CNN_est learned, whichever Sigma_n the Bayes step used (or the fitted one).
+    sigma_n = predict.learned_noise(out) if fitted else predict.cnn_est_noise(out)
+    return (x_hat, sigma_n) if with_sigma_n else x_hat
   return target
 
 
@@ -196,19 +205,29 @@ def real_pairs(images, s1_config, s1_model, s1_params, filtered: bool = True):
   return stage1_on_images(images, s1_config, s1_model, s1_params, filtered)[0]
 
 
-def stage1_on_images(images, s1_config, s1_model, s1_params, filtered: bool = True):
+def stage1_on_images(images, s1_config, s1_model, s1_params, filtered: bool = True,
+                     fitted: bool = False):
   """Stage 1 once on each whole noisy training image -> (pairs, levels): `real_pairs`'
   list, and `(N, f, f, C, C)`, the covariance image i's own noise model(s) give on it,
   one per sub-image phase with down-sampling by f (f = 1 otherwise): its level, for
-  CNN_est modes averaged over the (sub-)image."""
+  CNN_est modes averaged over the (sub-)image. `fitted`: the level the 'fitted' Bayes
+  step found instead (affine in the intensity: its mean over each phase's pixels)."""
   f = max(realworld.settings(s1_config).downsample, 1)
-  run = jax.jit(stage1_target_fn(s1_config, s1_model, filtered, with_sigma_n=True))
+  run = jax.jit(stage1_target_fn(s1_config, s1_model, filtered, with_sigma_n=True,
+                                 fitted=fitted))
   pairs, levels = [], []
   for i, im in enumerate(images):
     target, sigma_n = run(s1_params, jnp.asarray(im)[None], jnp.array([i], jnp.int32))
     pairs.append(np.concatenate([im, np.asarray(target[0])], -1))
-    levels.append(np.asarray(sigma_n[0, :f, :f]))
-  return pairs, np.stack(levels)
+    sigma_n = np.asarray(sigma_n[0])
+    levels.append(phase_means(sigma_n, f) if fitted else sigma_n[:f, :f])
+  return pairs, np.stack(levels).astype(np.float32)
+
+
+def phase_means(sigma_n, f: int):
+  """`(H, W, C, C)` -> `(f, f, C, C)`: the mean covariance over the pixels of each phase
+  (a, b) of down-sampling by f, i.e. over sub-image (a, b)."""
+  return np.array([[sigma_n[a::f, b::f].mean((0, 1)) for b in range(f)] for a in range(f)])
 
 
 def distill_loss(pred_syn, x, pred_real, x_hat, lam, weighting: str = "pixels"):
@@ -375,12 +394,13 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   fixed = fixed and mixed.split_batch(config.data.batch_size, config.data.real_fraction)[1] > 0
   if fixed or source:  # Made once, on whole images.
     noisy = fixed_noisy_images(real.images, s1_config, config.seed)
-    if fixed or source == "own_image":
+    if fixed or source in ("own_image", "fitted"):
       pairs, own = stage1_on_images(noisy, s1_config, s1_model,
-                                    parallel.local_copy(s1_params), filtered=not sub)
+                                    parallel.local_copy(s1_params), filtered=not sub,
+                                    fitted=source == "fitted")
       if fixed:
         real_images, margin = pairs, 0
-      if source == "own_image":
+      if source in ("own_image", "fitted"):
         levels = own
     if source in ("estimated", "estimated_pooled"):
       levels = estimated_levels(noisy, max(realworld.settings(s1_config).downsample, 1))

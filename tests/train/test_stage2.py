@@ -103,6 +103,42 @@ def test_awgn_models_synthesise_their_own_image_level_whatever_the_patch(stage1_
     stage2.validate(config, s1_config)
 
 
+def test_fitted_levels_are_the_fitted_bayes_steps_own_image_level(stage1_dirs):
+  """distill.noise_levels='fitted': image i's level is the mean of the Sigma_n that the
+  'fitted' Bayes step found on it, not CNN_est's; a stage 1 without that step is refused."""
+  s1_config, _, params = stage1.load(stage1_dirs["per_image"])
+  s1_config.noise_model.mode = "awgn"
+  clean = sources.load(s1_config.data.train, 1, s1_config.data.train_start, None).images
+  model = stage1.build_model(s1_config, len(clean)).clone(bayes_noise="fitted")
+  params = _perturbed(params, seed=3)
+  noisy = stage2.fixed_noisy_images(clean, s1_config, seed=0)
+  _, fitted = stage2.stage1_on_images(noisy, s1_config, model, params, fitted=True)
+  _, own = stage2.stage1_on_images(noisy, s1_config, model, params)
+  denoise = stage1.make_denoise_fn(model, realworld.settings(s1_config))
+  for i, y in enumerate(noisy):
+    out = denoise(params, jnp.asarray(y)[None], jnp.array([i], jnp.int32))
+    np.testing.assert_allclose(fitted[i, 0, 0], np.mean(out["sigma_n_fitted"][0], (0, 1)),
+                               rtol=1e-5)
+    np.testing.assert_allclose(own[i, 0, 0], out["sigma_n_learned"][0, 0, 0], rtol=1e-5)
+  assert not np.allclose(fitted, own, rtol=0.05)
+  config = tiny_stage2_config(stage1_dirs["per_image"])
+  config.distill.noise_levels = "fitted"
+  assert stage2.level_source(config, s1_config) == "fitted"
+  s1_config.bayes.noise_level = "learned"
+  with pytest.raises(ValueError, match="bayes.noise_level='fitted'"):
+    stage2.validate(config, s1_config)
+  s1_config.bayes.noise_level = "fitted"
+  stage2.validate(config, s1_config)
+
+
+def test_phase_means_average_each_sub_image():
+  sigma = np.random.default_rng(0).random((6, 8, 2, 2))
+  got = stage2.phase_means(sigma, 2)
+  assert got.shape == (2, 2, 2, 2)
+  np.testing.assert_allclose(got[1, 0], sigma[1::2, 0::2].reshape(-1, 2, 2).mean(0))
+  np.testing.assert_allclose(stage2.phase_means(sigma, 1)[0, 0], sigma.mean((0, 1)))
+
+
 def test_estimated_levels_are_per_image_and_per_down_sampling_phase():
   """With down-sampling by 2, each sub-image phase gets its own level."""
   photo = skimage_data.astronaut().astype(np.float64) / 255  # 512 x 512, textured.
