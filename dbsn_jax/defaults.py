@@ -182,10 +182,10 @@ def stage2() -> ml_collections.ConfigDict:
   c.optim.schedule = "step"            # Or 'cosine': lr to 0 by num_steps.
   c.optim.milestones = (0.5, 0.75)
   c.optim.decay = 0.1
-  # Linear lr warm-up over this fraction of num_steps: at full lr from step 0, Adam's
-  # first steps leave up to 80 % of MWCNN's coarse-level ReLU channels dead for good
-  # (tools/dead_units.py; docs/evaluation.md, "Dead ReLUs").
-  c.optim.warmup = 0.1
+  # Linear lr warm-up over this fraction of num_steps (0: off). At full lr from step 0,
+  # Adam's first steps can leave MWCNN's coarse ReLU layers half dead for good
+  # (tools/dead_units.py; docs/evaluation.md, "Dead ReLUs"); set where measured to pay.
+  c.optim.warmup = 0.0
   c.optim.ema_decay = 0.0              # > 0: evaluate and export an EMA of the weights.
 
   c.train = ml_collections.ConfigDict()
