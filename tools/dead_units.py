@@ -14,12 +14,7 @@ from dbsn_jax import inference
 from dbsn_jax.data import sources
 from dbsn_jax.models.mwcnn import MWCNN
 
-_MODELS = flags.DEFINE_list("models", ["gray-awgn25"],
-                            "[LABEL=]stage-2 workdir, weights dir or bundled name.")
-_IMAGES = flags.DEFINE_string("images", "shared:CBSD68", "Clean images to add noise to.")
-_NUM = flags.DEFINE_integer("num_images", 4, "How many of them (the first N).")
-_CROP = flags.DEFINE_integer("crop", 256, "Top-left crop side (a multiple of 8).")
-_SIGMA = flags.DEFINE_float("sigma", 25.0, "AWGN std of the input, 0-255 scale.")
+
 
 
 def relu_layers(model: MWCNN):
@@ -46,26 +41,39 @@ def dead_fractions(denoiser: inference.Denoiser, y: np.ndarray):
   return out
 
 
+def define_flags():
+  """The binary's flags; defined only when run as a script, so that tests can import this
+  module beside other tools that define flags of the same names (--crop, --images)."""
+  flags.DEFINE_list("models", ["gray-awgn25"],
+                    "[LABEL=]stage-2 workdir, weights dir or bundled name.")
+  flags.DEFINE_string("images", "shared:CBSD68", "Clean images to add noise to.")
+  flags.DEFINE_integer("num_images", 4, "How many of them (the first N).")
+  flags.DEFINE_integer("crop", 256, "Top-left crop side (a multiple of 8).")
+  flags.DEFINE_float("sigma", 25.0, "AWGN std of the input, 0-255 scale.")
+
+
 def main(argv):
   del argv
+  f = flags.FLAGS
   labels, rows = [], {}
-  for spec in _MODELS.value:
+  for spec in f.models:
     label, _, path = spec.rpartition("=")
     d = inference.load_denoiser(path)
-    clean = sources.load(_IMAGES.value, d.channels, 0, _NUM.value)
-    c = _CROP.value
+    clean = sources.load(f.images, d.channels, 0, f.num_images)
+    c = f.crop
     x = np.stack([im[:c, :c] for im in clean.images if min(im.shape[:2]) >= c])
-    y = x + _SIGMA.value / 255 * np.asarray(jax.random.normal(jax.random.PRNGKey(0), x.shape))
+    y = x + f.sigma / 255 * np.asarray(jax.random.normal(jax.random.PRNGKey(0), x.shape))
     labels.append(label or path)
     for name, frac in dead_fractions(d, y.astype(np.float32)).items():
       rows.setdefault(name, []).append(frac)
   print(f"Dead ReLU channels (never > 0 on {len(y)} noisy {c}x{c} crops, sigma "
-        f"{_SIGMA.value:g})\n")
+        f"{f.sigma:g})\n")
   print("| layer | " + " | ".join(labels) + " |")
   print("|---|" + "---|" * len(labels))
   for name, fracs in rows.items():
-    print(f"| {name} | " + " | ".join(f"{f:.2f}" for f in fracs) + " |")
+    print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in fracs) + " |")
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
