@@ -15,8 +15,6 @@ from dbsn_jax.data import sources
 from dbsn_jax.models.mwcnn import MWCNN
 
 
-
-
 def relu_layers(model: MWCNN):
   """(conv index, name) of the convs MWCNN follows by a ReLU, in creation order: per
   encoder level one conv plus `convs`, per decoder level `convs` plus a linear output."""

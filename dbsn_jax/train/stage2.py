@@ -57,11 +57,11 @@ def validate(config, s1_config) -> None:
   if noise_levels(config) not in NOISE_LEVELS:
     raise ValueError(f"distill.noise_levels must be one of {NOISE_LEVELS}, got "
                      f"{noise_levels(config)!r}")
-  if noise_levels(config) == "fitted" and \
-      s1_config.get("bayes", {}).get("noise_level") != "fitted":
+  s1_level = s1_config.get("bayes", {}).get("noise_level", "learned")
+  if noise_levels(config) == "fitted" and s1_level != "fitted":
     raise ValueError("distill.noise_levels='fitted' needs a stage 1 whose Bayes step fits the "
                      f"noise level (bayes.noise_level='fitted'); {config.stage1_workdir} has "
-                     f"{s1_config.get('bayes', {}).get('noise_level', 'learned')!r}")
+                     f"{s1_level!r}")
   if real_targets(config) not in REAL_TARGETS:
     raise ValueError(f"distill.real_targets must be one of {REAL_TARGETS}, got "
                      f"{real_targets(config)!r}")
@@ -100,9 +100,9 @@ def noise_levels(config) -> str:
 def level_source(config, s1_config):
   """Where the synthetic pairs' noise levels come from: None (CNN_est on the clean
   patch), 'own_image', 'fitted', 'estimated' or 'estimated_pooled'
-  (`distill.noise_levels`). All but
-  the first need a CNN_est averaged over the image: a per-pixel model's level is a
-  function of the intensity, which the clean patch supplies."""
+  (`distill.noise_levels`). All but the first need a CNN_est averaged over the image: a
+  per-pixel model's level is a function of the intensity, which the clean patch
+  supplies."""
   source = noise_levels(config)
   if source == "patch" or s1_config.noise_model.mode not in ("awgn", "multivariate"):
     return None
