@@ -129,6 +129,10 @@ def stage2() -> ml_collections.ConfigDict:
   c.denoiser.convs = 3                 # MWCNN extra 3x3 convs per level and side.
   c.denoiser.features = 64             # DnCNN width.
   c.denoiser.depth = 17                # DnCNN layers.
+  # Tell the network the noise level (FFDNet's noise-level map): the std of each synthetic
+  # patch's noise in training, the classical estimate on the image at test time. For noise
+  # of one white level per image (a blind range of AWGN levels); docs/evaluation.md.
+  c.denoiser.level_input = False
 
   c.data = ml_collections.ConfigDict()
   c.data.clean = "shared:Train400"     # Clean images, disjoint from stage 1's noisy set.

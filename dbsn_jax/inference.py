@@ -77,9 +77,14 @@ class Denoiser:
   # Stage 1: `(params, y, parts) -> Sigma_n (N, H, W, C, C)`, the noise covariance that
   # the Bayes rule used (`noise_cov`).
   noise_fn: Optional[Callable] = None
+  # Stage 2 told the noise level (`denoiser.level_input`): local_fn takes the image with
+  # its whole-image noise std appended as a channel (`predict.with_level`).
+  takes_level: bool = False
 
   def __post_init__(self):
     self._finish = jax.jit(self.finish_fn)
+    self._noise_std = jax.jit(predict.noise_std)
+    self._with_level = jax.jit(predict.with_level)
     self._noise = jax.jit(self.noise_fn) if self.noise_fn else None
     self._post = jax.jit(self.post_fn) if self.post_fn else None
     self.traces = 0  # Compilations of local_fn (for tests and reports).
@@ -90,6 +95,8 @@ class Denoiser:
     self._local = jax.jit(counted)
 
   def apply_fn(self, params, y):
+    if self.takes_level:
+      y = predict.with_level(y)
     x = self.finish_fn(params, y, self.local_fn(params, y, None))
     return self.post_fn(params, x) if self.post_fn else x
 
@@ -129,21 +136,41 @@ class Denoiser:
               :, r0:r1, c0:c1]
     return parts
 
-  def run(self, y, tile: Optional[bool] = None, ensemble: bool = False) -> np.ndarray:
+  def run(self, y, tile: Optional[bool] = None, ensemble: bool = False,
+          noise_std: Optional[float] = None) -> np.ndarray:
     """float32 `(N, H, W, C)` -> float32 NumPy `(N, H, W, C)`, unclipped.
 
     `ensemble`: the mean over the 8 flips and rotations of the image, each undone on
     its output (8x the time; both stages train on all 8, so each view is as good).
+    `noise_std` (on the [0, 1] scale of `y`): the level to tell a model that takes one
+    (`takes_level`) instead of estimating it on each image.
     """
+    y = np.asarray(y, np.float32)
+    std = None
+    if noise_std is not None:
+      if not self.takes_level:
+        raise ValueError(f"this {self.kind} model is blind (it was not trained with "
+                         "denoiser.level_input): it takes no noise level")
+      if not np.isfinite(noise_std) or noise_std <= 0:
+        raise ValueError(f"noise_std must be a positive number, got {noise_std}")
+      std = np.full((y.shape[0],), noise_std, np.float32)
+    elif self.takes_level and ensemble:  # One estimate for all eight views.
+      std = self.noise_level(y, tile)
     if not ensemble:
-      return self._run_once(y, tile)
+      return self._run_once(y, tile, std)
     if not self.dihedral_ok:
       raise ValueError(f"this {self.kind} model ties its noise models to Bayer phases, "
                        "which flips and rotations swap: it cannot self-ensemble")
-    y, total = np.asarray(y, np.float32), 0.0
+    total = 0.0
     for k in range(dihedral.COUNT):
-      total = total + dihedral.inverse(self._run_once(dihedral.forward(y, k), tile), k)
+      total = total + dihedral.inverse(self._run_once(dihedral.forward(y, k), tile, std), k)
     return total / dihedral.COUNT
+
+  def noise_level(self, y, tile: Optional[bool] = None) -> np.ndarray:
+    """The noise std `(N,)` a `takes_level` model is told on float32 `y (N, H, W, C)`:
+    the classical white-noise estimate on each image ([0, 1] scale)."""
+    canvas, image, _ = self._canvas(y, tile)
+    return np.asarray(self._noise_std(canvas, image))
 
   def noise_cov(self, y, tile: Optional[bool] = None) -> np.ndarray:
     """Stage 1's estimated noise covariance `(N, H, W, C, C)` on float32 `y (N, H, W, C)`:
@@ -154,8 +181,9 @@ class Denoiser:
     canvas, parts = self._parts(y, tile)
     return np.asarray(self._noise(self.params, canvas, parts))[:, :y.shape[1], :y.shape[2]]
 
-  def _parts(self, y, tile):
-    """(canvas, local_fn's parts on it plus the `valid` image mask) for `y (N, H, W, C)`."""
+  def _canvas(self, y, tile):
+    """(canvas, image mask, tiled) for `y (N, H, W, C)`: the padded array the local
+    function sees, 1 on the image inside it."""
     y = np.asarray(y, np.float32)
     n, h, w, _ = y.shape
     m = self.multiple
@@ -169,19 +197,30 @@ class Denoiser:
     # per-image averages leave it out; an array, not a shape, so nothing compiles per size.
     image = np.zeros(canvas.shape[:3] + (1,), np.float32)
     image[:, :h, :w] = 1.0
+    return canvas, image, tiled
+
+  def _parts(self, y, tile, std=None):
+    """(canvas, local_fn's parts on it plus the `valid` image mask) for `y (N, H, W, C)`;
+    `std (N,)`: the level to tell a `takes_level` model (None: estimated)."""
+    canvas, image, tiled = self._canvas(y, tile)
+    if self.takes_level:  # The whole image's level, whatever the tiles.
+      canvas = np.asarray(self._with_level(canvas, image, std))
     parts = self._local_tiled(canvas, image) if tiled else self._local(self.params, canvas,
                                                                         image)
     parts["valid"] = image
     return canvas, parts
 
-  def _run_once(self, y, tile):
-    canvas, parts = self._parts(y, tile)
+  def _run_once(self, y, tile, std=None):
+    canvas, parts = self._parts(y, tile, std)
     x = np.asarray(self._finish(self.params, canvas, parts))[:, :y.shape[1], :y.shape[2]]
     return np.asarray(self._post(self.params, x)) if self._post else x
 
-  def __call__(self, image, tile: Optional[bool] = None, ensemble: bool = False):
+  def __call__(self, image, tile: Optional[bool] = None, ensemble: bool = False,
+               noise_std: Optional[float] = None):
     """Denoise an image or batch; same shape, dtype and range as the input.
-    `ensemble=True` averages over the 8 flips and rotations (`run`)."""
+    `ensemble=True` averages over the 8 flips and rotations (`run`). `noise_std`, on the
+    0-255 scale whatever the dtype (e.g. 25): the level to tell a model trained with
+    `denoiser.level_input`, which otherwise estimates it on each image."""
     arr = np.asarray(image)
     shape, dtype = arr.shape, arr.dtype
     if arr.ndim == 2:
@@ -214,7 +253,8 @@ class Denoiser:
                          "16-bit data by 65535, or pass the integer array")
     else:
       raise ValueError(f"unsupported image dtype {dtype}")
-    x = np.clip(self.run(y, tile, ensemble), 0.0, 1.0)
+    std = None if noise_std is None else float(noise_std) / 255.0
+    x = np.clip(self.run(y, tile, ensemble, std), 0.0, 1.0)
     if peak is not None:
       x = np.round(x * np.float32(peak))
     # The input's own kind of array and dtype (float64 too, which jnp would make float32
@@ -290,7 +330,8 @@ def stage2_denoiser(config, model, variables, **kw) -> Denoiser:
   f = rw.downsample
   return Denoiser(local, finish, variables, config.channels, "stage2", f * radius,
                   f * multiple, config=config.to_dict(), model=model,
-                  post_fn=predict.stage2_post_fn(rw, domain), **kw)
+                  post_fn=predict.stage2_post_fn(rw, domain),
+                  takes_level=model.level_input, **kw)
 
 
 def from_workdir(workdir: str, **kw) -> Denoiser:
@@ -407,10 +448,12 @@ def _cached(name: str) -> Denoiser:
   return load_denoiser(name)
 
 
-def denoise(image, model: str = "gray-awgn25", ensemble: bool = False):
+def denoise(image, model: str = "gray-awgn25", ensemble: bool = False,
+            noise_std: Optional[float] = None):
   """One-line form: `denoise(image, model='gray-awgn25')`; same shape/dtype out.
-  `ensemble=True`: the mean over the 8 flips and rotations (8x the time)."""
-  return _cached(model)(image, ensemble=ensemble)
+  `ensemble=True`: the mean over the 8 flips and rotations (8x the time); `noise_std`
+  (0-255 scale): the level for a model that takes one (`Denoiser.__call__`)."""
+  return _cached(model)(image, ensemble=ensemble, noise_std=noise_std)
 
 
 def export(denoiser: Denoiser, shape: Tuple[int, int, int, int]) -> bytes:

@@ -123,6 +123,24 @@ def estimated_noise(y, valid=None):
   return jnp.broadcast_to(cov[:, None, None], y.shape[:3] + cov.shape[1:])
 
 
+def noise_std(y, valid=None):
+  """Each image's classical white-noise std, the root of its mean channel variance:
+  `y (B, H, W, C)` -> `(B,)`; the level a `level_input` denoiser is told."""
+  if valid is None:
+    valid = jnp.ones(y.shape[:3] + (1,), y.dtype)
+  cov = jax.vmap(noise_estimate.white_noise_covariance)(y, valid=valid[..., 0])
+  return jnp.sqrt(jnp.mean(jnp.diagonal(cov, axis1=-2, axis2=-1), -1))
+
+
+def with_level(y, valid=None, std=None):
+  """`y (B, H, W, C)` -> `(B, H, W, C + 1)`: the image and a map of its noise std (`std
+  (B,)`, or `noise_std(y, valid)`), the input of a `level_input` stage-2 network's local
+  function (tiles then carry the whole image's level)."""
+  std = noise_std(y, valid) if std is None else jnp.asarray(std, y.dtype)
+  return jnp.concatenate([y, jnp.broadcast_to(std[:, None, None, None].astype(y.dtype),
+                                              y.shape[:3] + (1,))], -1)
+
+
 def calibrated_prior(y, mu, sigma_mu, sigma_n, valid=None):
   """Sigma_mu rescaled per image so that the predictive covariance Sigma_mu + Sigma_n
   matches the residual y - mu in its mean variance over pixels and channels.
@@ -284,10 +302,11 @@ def make_image_denoiser(model: Stage1Model, rw: realworld.Settings = realworld.S
 def build_denoiser(config):
   """The stage-2 network a config names."""
   d = config.denoiser
+  level = bool(d.get("level_input", False))
   if d.arch == "mwcnn":
-    return MWCNN(config.channels, tuple(d.widths), d.convs)
+    return MWCNN(config.channels, tuple(d.widths), d.convs, level_input=level)
   if d.arch == "dncnn":
-    return DnCNN(config.channels, d.features, d.depth)
+    return DnCNN(config.channels, d.features, d.depth, level_input=level)
   raise ValueError(f"denoiser.arch must be 'mwcnn' or 'dncnn', got {d.arch!r}")
 
 
@@ -295,12 +314,16 @@ def stage2_local_fn(model, rw: realworld.Settings = realworld.Settings(),
                     domain: str = "full") -> Callable:
   """`(variables, y (B, H, W, C), image (B, H, W, 1) or None) -> x`: the distilled
   network on the photo, or (`domain='subimages'`, f > 1) on its f^2 pixel-shuffled
-  sub-images, reassembled. `image` marks the pixels inside a padded canvas."""
+  sub-images, reassembled. `image` marks the pixels inside a padded canvas. A
+  `level_input` network takes `with_level(y)`, C + 1 channels, and returns C."""
   down, up = _shuffles(rw) if domain == "subimages" else _shuffles(realworld.Settings())
+  takes_level = getattr(model, "level_input", False)
 
   def local(v, y, image=None):
+    y, level = (y[..., :-1], y[..., -1:]) if takes_level else (y, None)
     out = apply_denoiser(model, v["params"], v.get("batch_stats", {}), down(y),
-                         mask=None if image is None else down(image))[0]
+                         mask=None if image is None else down(image),
+                         level=None if level is None else down(level))[0]
     return up(out, y.shape)
   return local
 
@@ -313,14 +336,15 @@ def stage2_post_fn(rw: realworld.Settings = realworld.Settings(), domain: str = 
   return lambda v, x: realworld.guided_filter(x, x, rw.gf_radius, rw.gf_eps)
 
 
-def apply_denoiser(model, params, batch_stats, y, train=False, mask=None):
+def apply_denoiser(model, params, batch_stats, y, train=False, mask=None, level=None):
   """Run either stage-2 network on `y (B, H, W, C)`; returns (output, new batch_stats).
-  `mask (B, H, W, 1)`: the image inside a padded canvas (the networks zero the rest)."""
+  `mask (B, H, W, 1)`: the image inside a padded canvas (the networks zero the rest);
+  `level (B, H, W, 1)`: the noise std map a `level_input` network takes."""
   if isinstance(model, DnCNN):
     if train:
       out, upd = model.apply({"params": params, "batch_stats": batch_stats}, y, True,
-                             mask, mutable=["batch_stats"])
+                             mask, level, mutable=["batch_stats"])
       return out, upd["batch_stats"]
     return model.apply({"params": params, "batch_stats": batch_stats}, y, False,
-                       mask), batch_stats
-  return model.apply({"params": params}, y, mask), batch_stats
+                       mask, level), batch_stats
+  return model.apply({"params": params}, y, mask, level), batch_stats

@@ -19,13 +19,15 @@ def _stage1(mode="awgn", channels=1, **kw):
   return inference.stage1_denoiser(config, model, perturbed(params), **kw)
 
 
-def _mwcnn(channels=1, **kw):
+def _mwcnn(channels=1, level_input=False, **kw):
   from dbsn_jax import defaults
   config = defaults.stage2()
   config.channels = channels
   config.denoiser.widths, config.denoiser.convs = (8, 8, 8), 1
-  model = MWCNN(channels, (8, 8, 8), 1)
-  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, channels)))
+  config.denoiser.level_input = level_input
+  model = MWCNN(channels, (8, 8, 8), 1, level_input=level_input)
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, channels)), None,
+                         jnp.zeros((1, 16, 16, 1)) if level_input else None)
   return inference.stage2_denoiser(config, model, {"params": perturbed(variables["params"])},
                                    **kw)
 
@@ -213,12 +215,15 @@ def test_bayer_phase_models_refuse_to_self_ensemble():
 
 
 @pytest.mark.parametrize("arch,size", [("mwcnn", (37, 45)), ("mwcnn", (24, 40)),
-                                       ("dncnn", (21, 50)), ("dncnn", (1, 3))])
+                                       ("dncnn", (21, 50)), ("dncnn", (1, 3)),
+                                       ("mwcnn_level", (37, 45))])
 def test_stage2_buckets_and_tiles_equal_the_exact_size(arch, size):
   # The bundled gray-awgn25 once differed by 11/255 at the right and bottom edges (and
   # 0.0066 inside) between a bucket and the exact size: the bucket's mirrored padding
-  # reached the image through the convolutions. Now both networks zero it.
-  d = _mwcnn() if arch == "mwcnn" else _dncnn()
+  # reached the image through the convolutions. Now both networks zero it. A network told
+  # the noise level gets the whole image's, whatever the bucket or tile.
+  d = {"mwcnn": _mwcnn, "dncnn": _dncnn,
+       "mwcnn_level": lambda: _mwcnn(level_input=True)}[arch]()
   y = prng.uniform(jax.random.PRNGKey(3), (2,) + size + (1,))
   exact = np.asarray(d.apply_fn(d.params, y))
   assert d.bucket and (inference.bucket_size(size[0], d.multiple) > size[0]
@@ -264,3 +269,25 @@ def test_noise_cov_in_a_bucket_equals_the_exact_size():
   np.testing.assert_allclose(cov, np.asarray(exact.noise_cov(y)), atol=1e-6)
   with pytest.raises(ValueError, match="need a stage-1 model"):
     _mwcnn().noise_cov(y[..., :1])
+
+
+def test_a_level_model_is_told_the_estimate_or_the_users_noise_std():
+  d = _mwcnn(channels=3, level_input=True)
+  rng = np.random.default_rng(0)
+  clean = np.tile(np.linspace(0.2, 0.8, 48, dtype=np.float32)[None, :, None], (40, 1, 3))
+  y = (clean + rng.normal(0, 20 / 255, clean.shape)).astype(np.float32)[None]
+  est = d.noise_level(y)
+  np.testing.assert_allclose(est, 20 / 255, rtol=0.1)  # The classical estimate.
+  np.testing.assert_allclose(d.run(y), d.run(y, noise_std=float(est[0])), atol=1e-6)
+  assert np.abs(d.run(y, noise_std=60 / 255) - d.run(y)).max() > 1e-3
+  u8 = np.round(np.clip(y[0], 0, 1) * 255).astype(np.uint8)
+  np.testing.assert_array_equal(d(u8, noise_std=40.0), d(u8, noise_std=40.0))
+  assert not np.array_equal(d(u8, noise_std=5.0), d(u8, noise_std=60.0))
+  # The self-ensemble tells all eight views the one estimate on the image.
+  views = [inference.dihedral.inverse(d.run(inference.dihedral.forward(y, k),
+                                            noise_std=float(est[0])), k) for k in range(8)]
+  np.testing.assert_allclose(d.run(y, ensemble=True), np.mean(views, 0), atol=1e-5)
+  with pytest.raises(ValueError, match="positive"):
+    d.run(y, noise_std=0.0)
+  with pytest.raises(ValueError, match="blind"):
+    _mwcnn(channels=3).run(y, noise_std=0.1)

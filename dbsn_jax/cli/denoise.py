@@ -30,6 +30,9 @@ _DEVICE = flags.DEFINE_enum("device", None, ["cpu", "gpu", "tpu"],
                             "Run on this platform (default: JAX's default).")
 _ENSEMBLE = flags.DEFINE_bool(
     "ensemble", False, "Average over the 8 flips and rotations of each image (8x the time).")
+_NOISE_STD = flags.DEFINE_float(
+    "noise_std", None, "The noise std on the 0-255 scale, for a model trained with "
+    "denoiser.level_input (e.g. color-awgn); default: estimated on each image.")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace existing files in --output_dir that this run did not "
     "write (never an input).")
@@ -82,17 +85,17 @@ def check_target(target: str, inputs, written, overwrite: bool) -> None:
                      "replacing it (pass --overwrite to replace it)")
 
 
-def denoise_pixels(denoiser, pixels, ensemble=False):
+def denoise_pixels(denoiser, pixels, ensemble=False, noise_std=None):
   """Adapt channels between the image and the model, then denoise."""
   import numpy as np
+  kw = {"ensemble": ensemble, "noise_std": noise_std}
   gray_image = pixels.ndim == 2
   if denoiser.channels == 3 and gray_image:
-    out = denoiser(np.repeat(pixels[..., None], 3, -1), ensemble=ensemble)
+    out = denoiser(np.repeat(pixels[..., None], 3, -1), **kw)
     return np.round(out.astype(np.float64).mean(-1)).astype(pixels.dtype)
   if denoiser.channels == 1 and not gray_image:
-    return np.moveaxis(denoiser(np.moveaxis(pixels, -1, 0)[..., None],
-                                ensemble=ensemble)[..., 0], 0, -1)
-  return denoiser(pixels, ensemble=ensemble)
+    return np.moveaxis(denoiser(np.moveaxis(pixels, -1, 0)[..., None], **kw)[..., 0], 0, -1)
+  return denoiser(pixels, **kw)
 
 
 def _select_device(platform: str):
@@ -134,6 +137,11 @@ def main(argv):
   if _ENSEMBLE.value and not denoiser.dihedral_ok:
     common.fail(f"--ensemble: model {_MODEL.value} ties its noise models to Bayer phases, "
                 "which flips and rotations swap")
+  if _NOISE_STD.value is not None and not denoiser.takes_level:
+    common.fail(f"--noise_std: model {_MODEL.value} is blind (trained without "
+                "denoiser.level_input); it takes no noise level")
+  if _NOISE_STD.value is not None and not _NOISE_STD.value > 0:
+    common.fail(f"--noise_std must be > 0 (0-255 scale), got {_NOISE_STD.value}")
   inputs = {_identity(f) for f in files}
   written, failed = set(), list(problems)
   for path in tqdm(files, desc="denoising", unit="image", file=sys.stderr):
@@ -142,7 +150,8 @@ def main(argv):
       stem = os.path.splitext(os.path.basename(path))[0]
       target = os.path.join(out_dir, stem + image_io.output_extension(pixels))
       check_target(target, inputs, written, _OVERWRITE.value)
-      image_io.write(target, denoise_pixels(denoiser, pixels, _ENSEMBLE.value), alpha)
+      image_io.write(target, denoise_pixels(denoiser, pixels, _ENSEMBLE.value,
+                                                  _NOISE_STD.value), alpha)
       written.add(target)
     except Exception as e:  # noqa: BLE001 -- one bad file must not stop the batch.
       failed.append(path)

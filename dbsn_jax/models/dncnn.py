@@ -23,12 +23,20 @@ class DnCNN(nn.Module):
   # these undilated convs XLA's own gradients beat 'fast' in a whole CPU train step
   # (tools/benchmark.py: 'fast' 0.75-0.87x), and stage 2 has no micro-batch loop.
   conv_impl: str = "plain"
+  # Take a noise-level map `level (B, H, W, 1)` (the noise std) beside the input, as FFDNet.
+  level_input: bool = False
 
   @nn.compact
-  def __call__(self, y, train: bool = False, mask=None):
+  def __call__(self, y, train: bool = False, mask=None, level=None):
     ci = self.conv_impl
     keep = (lambda t: t) if mask is None else (lambda t: t * mask.astype(t.dtype))
-    x = keep(nn.relu(Conv(self.features, 3, dtype=self.dtype, conv_impl=ci)(keep(y))))
+    inputs = y
+    if self.level_input:
+      if level is None:
+        raise ValueError("this DnCNN takes a noise-level map (level_input=True); pass `level`")
+      inputs = jnp.concatenate([y, jnp.broadcast_to(level, y.shape[:3] + (1,)).astype(y.dtype)],
+                               -1)
+    x = keep(nn.relu(Conv(self.features, 3, dtype=self.dtype, conv_impl=ci)(keep(inputs))))
     for _ in range(self.depth - 2):
       x = Conv(self.features, 3, use_bias=False, dtype=self.dtype, conv_impl=ci)(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,

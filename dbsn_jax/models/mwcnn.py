@@ -6,6 +6,9 @@ The convs that produce those band corrections are linear and zero-initialised, s
 network starts as the identity IWT(DWT(y)) = y: with He-normal init there the output
 starts far from y and a small MWCNN barely learns (measured: +0.5 dB vs +6 dB after
 400 steps). Inputs of any size: mirror-padded to a multiple of 8, cropped back.
+With `level_input` the network is told the noise level, as FFDNet is: a map of the
+noise std beside the input of each encoder level's first conv (measured: a small
+blind-range model otherwise spends its capacity telling the level; docs/evaluation.md).
 """
 from typing import Any, Sequence
 
@@ -55,6 +58,8 @@ class MWCNN(nn.Module):
   # these undilated convs XLA's own gradients beat 'fast' in a whole CPU train step
   # (tools/benchmark.py: 'fast' 0.75-0.87x), and stage 2 has no micro-batch loop.
   conv_impl: str = "plain"
+  # Take a noise-level map `level (B, H, W, 1)` (the noise std) as a second input.
+  level_input: bool = False
 
   def _stack(self, x, width, n, keep):
     for _ in range(n):
@@ -62,10 +67,14 @@ class MWCNN(nn.Module):
     return x
 
   @nn.compact
-  def __call__(self, y, mask=None):
+  def __call__(self, y, mask=None, level=None):
     h, w = y.shape[1:3]
     levels = len(self.widths)
+    if self.level_input and level is None:
+      raise ValueError("this MWCNN takes a noise-level map (level_input=True); pass `level`")
     x = pad_to_multiple(y.astype(jnp.float32), 2**levels)
+    lmap = None if level is None else pad_to_multiple(
+        jnp.broadcast_to(level, y.shape[:3] + (1,)).astype(jnp.float32), 2**levels)
     if mask is None:
       keeps = [lambda t: t] * (levels + 1)
     else:
@@ -78,7 +87,12 @@ class MWCNN(nn.Module):
       feats = dwt(feats)
       bands.append(feats)
       keep = keeps[level + 1]
-      feats = keep(nn.relu(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(feats)))
+      inputs = feats
+      if self.level_input:  # The map at this scale (2x2 means), zero outside the image.
+        n, hh, ww, _ = lmap.shape
+        lmap = lmap.reshape(n, hh // 2, 2, ww // 2, 2, 1).mean(axis=(2, 4))
+        inputs = jnp.concatenate([feats, keep(lmap).astype(feats.dtype)], -1)
+      feats = keep(nn.relu(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(inputs)))
       feats = self._stack(feats, width, self.convs, keep)
     for level in reversed(range(levels)):  # Decoder.
       keep = keeps[level + 1]

@@ -62,6 +62,17 @@ def validate(config, s1_config) -> None:
     raise ValueError("distill.noise_levels='fitted' needs a stage 1 whose Bayes step fits the "
                      f"noise level (bayes.noise_level='fitted'); {config.stage1_workdir} has "
                      f"{s1_level!r}")
+  if config.denoiser.get("level_input", False):
+    if domain != "full":
+      raise ValueError("denoiser.level_input needs distill.domain='full' (the level map is "
+                       f"estimated on whole images), got {domain!r}")
+    if level_source(config, s1_config) is None:
+      raise ValueError("denoiser.level_input needs noise of one white level per image (a "
+                       "stage-1 noise_model.mode of 'awgn' or 'multivariate' and "
+                       "distill.noise_levels other than 'patch'), the level a classical "
+                       f"estimate reads off a test image; {config.stage1_workdir} has mode "
+                       f"{s1_config.noise_model.mode!r} and noise_levels "
+                       f"{noise_levels(config)!r}")
   if real_targets(config) not in REAL_TARGETS:
     raise ValueError(f"distill.real_targets must be one of {REAL_TARGETS}, got "
                      f"{real_targets(config)!r}")
@@ -147,8 +158,10 @@ def fixed_noisy_images(images, s1_config, seed: int):
 
 
 def synthesize(key, x, s1_model, s1_params, num_models, scale_range,
-               rw: realworld.Settings = realworld.Settings(), levels=None):
-  """y~ = x + s L z with the learned noise model; returns (y~, Sigma_n).
+               rw: realworld.Settings = realworld.Settings(), levels=None,
+               with_scale: bool = False):
+  """y~ = x + s L z with the learned noise model; returns (y~, Sigma_n), and s `(B,)`
+  if `with_scale` (the noise's covariance is s^2 Sigma_n).
 
   `levels (N, f, f, C, C)`, if given (see `stage1_on_images`): each patch draws one of the N
   training images and takes the covariance its noise models have on it, tiled with
@@ -176,7 +189,20 @@ def synthesize(key, x, s1_model, s1_params, num_models, scale_range,
   chol = linalg.cholesky(cov + 1e-12 * jnp.eye(x.shape[-1]))
   s = jax.random.uniform(k_s, (b, 1, 1, 1), minval=scale_range[0], maxval=scale_range[1])
   z = prng.normal(k_z, x.shape)
-  return x + s * jnp.einsum("bhwij,bhwj->bhwi", chol, z), cov
+  y = x + s * jnp.einsum("bhwij,bhwj->bhwi", chol, z)
+  return (y, cov, s[:, 0, 0, 0]) if with_scale else (y, cov)
+
+
+def synthetic_stds(cov, scale):
+  """`synthesize`'s `Sigma_n (B, H, W, C, C)` and s `(B,)` -> `(B,)`: the std of each
+  patch's synthesised noise, the root of its mean variance over pixels and channels."""
+  return scale * jnp.sqrt(jnp.mean(jnp.diagonal(cov, axis1=-2, axis2=-1), (1, 2, 3)))
+
+
+def level_stds(levels):
+  """`(N, f, f, C, C)` covariances -> `(N,)`: each image's noise std, the root of the
+  mean variance over phases and channels (what `predict.level_map` estimates)."""
+  return np.sqrt(np.mean(np.diagonal(levels, axis1=-2, axis2=-1), axis=(1, 2, 3)))
 
 
 def stage1_target_fn(s1_config, s1_model, filtered: bool = True, with_sigma_n: bool = False,
@@ -240,9 +266,13 @@ def distill_loss(pred_syn, x, pred_real, x_hat, lam, weighting: str = "pixels"):
   return (jnp.sum(syn) + lam * jnp.sum(real)) / (syn.size + real.size)
 
 
-def make_train_step(config, model, s1_config, s1_model, s1_params, num_images, levels=None):
+def make_train_step(config, model, s1_config, s1_model, s1_params, num_images, levels=None,
+                    real_levels=None):
   """Jitted `train_step(state, batch) -> (state, metrics)` with stage 1 frozen;
-  `levels` as `synthesize` takes them (None: CNN_est on the clean patch).
+  `levels` as `synthesize` takes them (None: CNN_est on the clean patch). A
+  `level_input` network is told each synthetic patch's noise std, s times its model's,
+  and each real patch's `real_levels[real_id]` (`(N,)`: the classical estimate on
+  that noisy image, as a test image's level is found).
 
   The denoiser computes in `config.compute_dtype` (see `precision`); the stage-1
   teacher, the noise synthesis and the loss in fp32.
@@ -262,12 +292,20 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images, l
   # On sub-images the network learns what stage 1's D-BSN + Bayes rule does there: the
   # pairs are the f^2 sub-images of each (noisy, target) patch.
   to_domain = (lambda v: realworld.unshuffle(v, rw.downsample)) if sub else (lambda v: v)
+  takes_level = getattr(model, "level_input", False)
+  if takes_level and real_levels is None:
+    real_levels = np.zeros((max(num_images, 1),), np.float32)  # Never read without real pairs.
+  real_levels = None if real_levels is None else jnp.asarray(real_levels, jnp.float32)
+
+  def split(inputs):  # (images, level map) for `apply_denoiser`'s y and level.
+    return (inputs[..., :-1], inputs[..., -1:]) if takes_level else (inputs, None)
 
   def step(state, batch, s1p):
     key = jax.random.fold_in(state.key, state.step)
     k_syn, k_real = jax.random.split(key)
     x = jnp.asarray(batch["clean"], jnp.float32)
-    y_syn, _ = synthesize(k_syn, x, s1_model, s1p, num_models, scale_range, rw, levels)
+    y_syn, cov, scale = synthesize(k_syn, x, s1_model, s1p, num_models, scale_range, rw,
+                                   levels, with_scale=True)
     real = jnp.asarray(batch["real"], jnp.float32)
     ids = jnp.asarray(batch["real_id"], jnp.int32)
     c = x.shape[-1]
@@ -281,9 +319,17 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images, l
       y_real = y_real[:, m:m + p, m:m + p]
     x, y_syn, y_real, x_hat = (to_domain(v) for v in (x, y_syn, y_real, x_hat))
     inputs = jnp.concatenate([y_syn, y_real])
+    if takes_level:
+      syn_std = synthetic_stds(cov, scale)
+      real_std = real_levels[ids] if y_real.shape[0] else jnp.zeros((0,), jnp.float32)
+      std = jnp.concatenate([syn_std, real_std])
+      inputs = jnp.concatenate(
+          [inputs, jnp.broadcast_to(std[:, None, None, None], inputs.shape[:3] + (1,))], -1)
 
     def loss_fn(params):
-      out, stats = apply_denoiser(model, params, state.batch_stats, inputs, train=True)
+      images, level = split(inputs)
+      out, stats = apply_denoiser(model, params, state.batch_stats, images, train=True,
+                                  level=level)
       out = precision.to_float32(out)
       n = x.shape[0]
       return distill_loss(out[:n], x, out[n:], jax.lax.stop_gradient(x_hat), lam,
@@ -308,7 +354,9 @@ def create_state(config, model):
   def init(seed):
     k_init, k_noise = jax.random.split(jax.random.PRNGKey(seed + 1))
     p = config.data.patch_size
-    variables = model.init(k_init, jnp.zeros((1, p, p, config.channels)))
+    level = jnp.zeros((1, p, p, 1)) if model.level_input else None
+    variables = model.init(k_init, jnp.zeros((1, p, p, config.channels)), mask=None,
+                           level=level)
     return state_lib.TrainState.create(apply_fn=model.apply, params=variables["params"],
                                        tx=tx, key=k_noise,
                                        batch_stats=variables.get("batch_stats", {}))
@@ -324,9 +372,11 @@ def make_stage2_fn(model, config=None):
   local = predict.stage2_local_fn(model, rw, domain)
   post = predict.stage2_post_fn(rw, domain) or (lambda v, x: x)
 
+  takes_level = getattr(model, "level_input", False)
+
   def denoise(params, stats, y):
     v = {"params": params, "batch_stats": stats}
-    return post(v, local(v, y))
+    return post(v, local(v, predict.with_level(y) if takes_level else y))
   return jax.jit(denoise)
 
 
@@ -406,6 +456,13 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
       levels = estimated_levels(noisy, max(realworld.settings(s1_config).downsample, 1))
     if source == "estimated_pooled":
       levels = pooled_level(levels)
+  real_levels = None
+  if model.level_input and mixed.split_batch(config.data.batch_size,
+                                             config.data.real_fraction)[1] > 0:
+    # What the network is told on a real patch: the classical estimate on its image, as
+    # on a test image (the pairs' own noisy images, drawn once: `fixed_noisy_images`).
+    same = source == "estimated" and levels.shape[1] == 1
+    real_levels = level_stds(levels if same else estimated_levels(noisy))
   if levels is not None:
     std = np.sqrt(np.diagonal(levels, axis1=-2, axis2=-1)) * 255
     logging.info("stage 2 synthesises noise at each training image's level (%s): std "
@@ -418,7 +475,7 @@ def _train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   denoise = make_stage2_fn(model, config)
   evaluate_fn = (lambda st, step: evaluate(model, st, data, denoise)) if data else None
   step = make_train_step(config, model, s1_config, s1_model, s1_params, num_images,
-                         None if levels is None else jnp.asarray(levels))
+                         None if levels is None else jnp.asarray(levels), real_levels)
 
   def tb_images(st):
     """The dbsn-eval grid of the first eval image (noisy, stage 2, clean), process 0."""

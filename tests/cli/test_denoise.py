@@ -13,13 +13,15 @@ from dbsn_jax.models import DnCNN
 from tests.conftest import REPO
 
 
-def _tiny_dncnn_weights(directory, channels):
+def _tiny_dncnn_weights(directory, channels, level_input=False):
   """A small random DnCNN saved as a weights directory."""
   config = defaults.stage2()
   config.channels = channels
   config.denoiser.arch, config.denoiser.features, config.denoiser.depth = "dncnn", 8, 3
-  model = DnCNN(channels, 8, 3)
-  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, channels)))
+  config.denoiser.level_input = level_input
+  model = DnCNN(channels, 8, 3, level_input=level_input)
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, channels)), False, None,
+                         jnp.zeros((1, 8, 8, 1)) if level_input else None)
   inference.save_weights(inference.stage2_denoiser(config, model, dict(variables)),
                          str(directory))
   return str(directory)
@@ -110,6 +112,22 @@ def test_ensemble_flag_writes_the_self_ensemble(tmp_path, model_dir):
   np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o" / "a.png")),
                                 d(img, ensemble=True))
   assert not np.array_equal(d(img, ensemble=True), d(img))
+
+
+def test_noise_std_tells_a_level_model_and_is_refused_by_a_blind_one(tmp_path, model_dir):
+  img = np.random.default_rng(3).integers(0, 256, (24, 30), dtype=np.uint8)
+  Image.fromarray(img).save(tmp_path / "a.png")
+  r = _run(f"--model={model_dir}", f"--output_dir={tmp_path / 'o'}", "--noise_std=25",
+           str(tmp_path / "a.png"))
+  assert r.returncode == 2 and "is blind" in r.stderr and "Traceback" not in r.stderr
+  level_dir = _tiny_dncnn_weights(tmp_path / "level", 1, level_input=True)
+  r = _run(f"--model={level_dir}", f"--output_dir={tmp_path / 'o'}", "--noise_std=25",
+           str(tmp_path / "a.png"))
+  assert r.returncode == 0, r.stderr[-2000:]
+  d = inference.load_denoiser(level_dir)
+  assert d.takes_level
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o" / "a.png")),
+                                d(img, noise_std=25.0))
 
 
 def test_a_broken_weights_folder_is_one_line_and_exit_2(tmp_path, model_dir):

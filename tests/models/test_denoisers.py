@@ -46,3 +46,29 @@ def test_mwcnn_starts_as_identity():
   model = MWCNN(1, (8, 8, 8), 1)
   np.testing.assert_allclose(model.apply(model.init(jax.random.PRNGKey(1), y), y), y,
                              atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["mwcnn", "dncnn"])
+def test_level_input_is_read_and_required(arch):
+  """A `level_input` network's output depends on the level map it is told (every
+  encoder level of MWCNN sees it), it refuses to run without one, and MWCNN still
+  starts as the identity."""
+  y = prng.uniform(jax.random.PRNGKey(0), (2, 24, 16, 3))
+  level = jnp.full((2, 24, 16, 1), 0.1)
+  model = (MWCNN(3, (8, 8, 8), 1, level_input=True) if arch == "mwcnn"
+           else DnCNN(3, 8, 4, level_input=True))
+  variables = model.init(jax.random.PRNGKey(1), y, mask=None, level=level)
+  if arch == "mwcnn":
+    np.testing.assert_allclose(model.apply(variables, y, None, level), y, atol=1e-6)
+    # The level map enters each level's first conv: one more input channel each.
+    for i in range(3):
+      kernel = variables["params"][f"Conv_{2 * i}"]["kernel"]
+      assert kernel.shape[2] == (12 if i == 0 else 32) + 1
+  params = jax.tree.map(lambda p: p + 0.05 * prng.normal(jax.random.PRNGKey(2), p.shape),
+                        variables["params"])
+  v = {**variables, "params": params}
+  low = model.apply(v, y, mask=None, level=level)
+  high = model.apply(v, y, mask=None, level=3 * level)
+  assert float(jnp.max(jnp.abs(high - low))) > 1e-3
+  with pytest.raises(ValueError, match="noise-level map"):
+    model.apply(v, y)

@@ -292,3 +292,57 @@ def test_clean_set_equal_to_the_noisy_set_is_refused_by_name(stage1_dirs, tmp_pa
   kept = stage2.disjoint_clean(sources.load("sample:coins,camera", 1),
                                sources.load(saved.data.train, 1), config)
   assert kept.names == ["camera"]
+
+
+def test_synthetic_stds_are_the_drawn_noises_std():
+  """What a `level_input` network is told on a synthetic patch, s times its model's std,
+  is the std of the noise `synthesize` drew there (channel variances unequal, s random)."""
+  levels = np.zeros((3, 1, 1, 3, 3), np.float32)
+  for i, var in enumerate(([1.0, 4.0, 9.0], [25.0, 25.0, 25.0], [2.0, 0.5, 1.0])):
+    levels[i, 0, 0] = np.diag(var) * (10 / 255) ** 2
+  x = jnp.full((12, 96, 96, 3), 0.5)
+  y, cov, scale = stage2.synthesize(jax.random.PRNGKey(0), x, None, None, 0, (0.5, 1.5),
+                                    levels=jnp.asarray(levels), with_scale=True)
+  told = np.asarray(stage2.synthetic_stds(cov, scale))
+  np.testing.assert_allclose(np.std(np.asarray(y - x), axis=(1, 2, 3)), told, rtol=0.03)
+  assert told.max() > 2 * told.min()
+  np.testing.assert_allclose(stage2.level_stds(levels)[1], 50 / 255, rtol=1e-6)
+
+
+def test_level_input_distillation_tells_real_patches_their_images_level(
+    stage1_dirs, tmp_path, monkeypatch):
+  """`denoiser.level_input`: each real patch is told the classical estimate on its noisy
+  image (near the true sigma), the run trains, and the saved model reads the level."""
+  load = stage1.load
+
+  def as_awgn(workdir, **kw):  # The fixture's hetero models have awgn's shapes.
+    s1_config, model, params = load(workdir, **kw)
+    s1_config.noise_model.mode = "awgn"
+    return s1_config, stage1.build_model(s1_config, model.noise_model.num_models), params
+  monkeypatch.setattr(stage2.stage1, "load", as_awgn)
+  told = {}
+  make = stage2.make_train_step
+
+  def spy(*args):
+    told["real"] = np.asarray(args[-1])
+    return make(*args)
+  monkeypatch.setattr(stage2, "make_train_step", spy)
+  config = tiny_stage2_config(stage1_dirs["per_image"], **{
+      "denoiser.level_input": True, "denoiser.arch": "mwcnn",
+      "denoiser.widths": (8, 8, 8), "denoiser.convs": 1})
+  out = stage2.train_and_evaluate(config, str(tmp_path / "s2"))
+  s1_config = load(stage1_dirs["per_image"])[0]
+  assert told["real"].shape == (3,)
+  np.testing.assert_allclose(told["real"], s1_config.noise.sigma / 255, rtol=0.1)
+  assert np.isfinite(out["eval"]["psnr_stage2"])
+  d = inference.from_workdir(str(tmp_path / "s2"))
+  assert d.takes_level
+  y = np.asarray(skimage_data.camera()[:40, :56], np.float32)[None, ..., None] / 255
+  y = y + np.random.default_rng(0).normal(0, 0.1, y.shape).astype(np.float32)
+  np.testing.assert_allclose(d.run(y), d.apply_fn(d.params, y), atol=1e-5)
+  for field, value, match in (("distill.noise_levels", "patch", "one white level"),
+                              ("distill.domain", "subimages", "distill.domain='full'")):
+    bad = tiny_stage2_config(stage1_dirs["per_image"], **{"denoiser.level_input": True,
+                                                          field: value})
+    with pytest.raises(ValueError, match=match):
+      stage2.train_and_evaluate(bad, str(tmp_path / "bad"))
