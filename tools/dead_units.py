@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from dbsn_jax import inference
+from dbsn_jax import inference, predict
 from dbsn_jax.data import sources
 from dbsn_jax.models.mwcnn import MWCNN
 
@@ -30,7 +30,10 @@ def dead_fractions(denoiser: inference.Denoiser, y: np.ndarray):
   model = denoiser.model
   if not isinstance(model, MWCNN):
     raise ValueError(f"dead_units reads MWCNN models, got {type(model).__name__}")
-  _, inter = model.apply(denoiser.params, jnp.asarray(y), capture_intermediates=True,
+  y = jnp.asarray(y)
+  # A model told the noise level gets the estimate on each crop, as the Denoiser does.
+  level = predict.with_level(y)[..., -1:] if model.level_input else None
+  _, inter = model.apply(denoiser.params, y, None, level, capture_intermediates=True,
                          mutable=["intermediates"])
   out = {}
   for i, name in relu_layers(model):

@@ -13,14 +13,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
 import dead_units  # noqa: E402
 
 
-@pytest.mark.parametrize("convs", [0, 1, 2])
-def test_a_layer_pushed_below_zero_reads_dead_and_no_other(convs):
+@pytest.mark.parametrize("convs,level", [(0, False), (1, False), (2, False), (1, True)])
+def test_a_layer_pushed_below_zero_reads_dead_and_no_other(convs, level):
   """With zero kernels every conv outputs its bias: +1 everywhere except half of one
   ReLU layer's channels at -1. That layer reads 0.5, every other one 0, for each name
   the tool gives (the output convs are linear and must not be listed)."""
-  model = MWCNN(channels=1, widths=(4, 8, 8), convs=convs)
+  model = MWCNN(channels=1, widths=(4, 8, 8), convs=convs, level_input=level)
   y = np.random.default_rng(0).random((2, 32, 32, 1), np.float32)
-  params = model.init(jax.random.PRNGKey(0), y)["params"]
+  params = model.init(jax.random.PRNGKey(0), y, None,
+                      np.full((2, 32, 32, 1), 0.1, np.float32) if level else None)["params"]
   layers = dead_units.relu_layers(model)
   assert len(layers) == 3 * (convs + 1) + 3 * convs  # Encoder, decoder; outputs left out.
   for index, name in layers:
