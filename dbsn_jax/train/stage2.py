@@ -201,7 +201,7 @@ def synthetic_stds(cov, scale):
 
 def level_stds(levels):
   """`(N, f, f, C, C)` covariances -> `(N,)`: each image's noise std, the root of the
-  mean variance over phases and channels (what `predict.level_map` estimates)."""
+  mean variance over phases and channels (what `predict.noise_std` estimates)."""
   return np.sqrt(np.mean(np.diagonal(levels, axis1=-2, axis2=-1), axis=(1, 2, 3)))
 
 
@@ -297,9 +297,6 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images, l
     real_levels = np.zeros((max(num_images, 1),), np.float32)  # Never read without real pairs.
   real_levels = None if real_levels is None else jnp.asarray(real_levels, jnp.float32)
 
-  def split(inputs):  # (images, level map) for `apply_denoiser`'s y and level.
-    return (inputs[..., :-1], inputs[..., -1:]) if takes_level else (inputs, None)
-
   def step(state, batch, s1p):
     key = jax.random.fold_in(state.key, state.step)
     k_syn, k_real = jax.random.split(key)
@@ -318,17 +315,14 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images, l
       x_hat = teacher(s1p, y_real, ids)[:, m:m + p, m:m + p]
       y_real = y_real[:, m:m + p, m:m + p]
     x, y_syn, y_real, x_hat = (to_domain(v) for v in (x, y_syn, y_real, x_hat))
-    inputs = jnp.concatenate([y_syn, y_real])
-    if takes_level:
-      syn_std = synthetic_stds(cov, scale)
+    inputs, level = jnp.concatenate([y_syn, y_real]), None
+    if takes_level:  # The noise std map each patch is told.
       real_std = real_levels[ids] if y_real.shape[0] else jnp.zeros((0,), jnp.float32)
-      std = jnp.concatenate([syn_std, real_std])
-      inputs = jnp.concatenate(
-          [inputs, jnp.broadcast_to(std[:, None, None, None], inputs.shape[:3] + (1,))], -1)
+      std = jnp.concatenate([synthetic_stds(cov, scale), real_std])
+      level = jnp.broadcast_to(std[:, None, None, None], inputs.shape[:3] + (1,))
 
     def loss_fn(params):
-      images, level = split(inputs)
-      out, stats = apply_denoiser(model, params, state.batch_stats, images, train=True,
+      out, stats = apply_denoiser(model, params, state.batch_stats, inputs, train=True,
                                   level=level)
       out = precision.to_float32(out)
       n = x.shape[0]
@@ -371,7 +365,6 @@ def make_stage2_fn(model, config=None):
   domain = distill_domain(config) if config is not None else "full"
   local = predict.stage2_local_fn(model, rw, domain)
   post = predict.stage2_post_fn(rw, domain) or (lambda v, x: x)
-
   takes_level = getattr(model, "level_input", False)
 
   def denoise(params, stats, y):
