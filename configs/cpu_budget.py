@@ -25,6 +25,9 @@ def get_config(kind="gray"):
     # Stage 2 synthesises each noisy image's level as a PCA estimate on that image finds
     # it, not as its CNN_est learned it at this budget (docs/noise_level.md).
     config.stage2.distill.noise_levels = "estimated"
+    # Stage 2 is told each image's level (FFDNet's level map; the PCA estimate at test
+    # time) instead of telling it from the image (docs/evaluation.md).
+    config.stage2.denoiser.level_input = True
   else:
     raise ValueError("cpu_budget config string must be gray, hetero, color or color_range, "
                      f"got {kind!r}")

@@ -61,3 +61,12 @@ def test_stage2_warmup_only_where_measured_to_pay():
   assert _load(path, "gray").stage2.optim.warmup == 0.1
   assert _load(path, "color_range").stage2.optim.warmup == 0.0
   assert _load(path, "gray").stage1.optim.warmup == 0.0
+
+
+def test_only_the_blind_range_recipe_tells_stage2_the_level():
+  """The blind color recipe's stage 2 takes the noise level (its bundled model was
+  trained so); single-level recipes need none."""
+  path = os.path.join(REPO, "configs", "cpu_budget.py")
+  assert _load(path, "color_range").stage2.denoiser.level_input
+  for kind in ("gray", "color", "hetero"):
+    assert not _load(path, kind).stage2.denoiser.level_input
