@@ -113,32 +113,39 @@ def local_fn(model: Stage1Model, rw: realworld.Settings = realworld.Settings()) 
   return local
 
 
-def estimated_noise(y, valid=None):
-  """The classical white-noise covariance of each image: `y (B, H, W, C)` ->
-  `(B, H, W, C, C)`, constant over pixels; `valid (B, H, W, 1)` marks the image inside a
-  padded canvas."""
+def image_covariances(y, valid=None):
+  """The classical white-noise covariance of each image: `y (B, H, W, C)` -> `(B, C, C)`;
+  `valid (B, H, W, 1)` marks the image inside a padded canvas."""
   if valid is None:
     valid = jnp.ones(y.shape[:3] + (1,), y.dtype)
-  cov = jax.vmap(noise_estimate.white_noise_covariance)(y, valid=valid[..., 0])
+  return jax.vmap(noise_estimate.white_noise_covariance)(y, valid=valid[..., 0])
+
+
+def estimated_noise(y, valid=None):
+  """`image_covariances` as a per-pixel field: `y (B, H, W, C)` -> `(B, H, W, C, C)`,
+  constant over pixels."""
+  cov = image_covariances(y, valid)
   return jnp.broadcast_to(cov[:, None, None], y.shape[:3] + cov.shape[1:])
 
 
 def noise_std(y, valid=None):
   """Each image's classical white-noise std, the root of its mean channel variance:
   `y (B, H, W, C)` -> `(B,)`; the level a `level_input` denoiser is told."""
-  if valid is None:
-    valid = jnp.ones(y.shape[:3] + (1,), y.dtype)
-  cov = jax.vmap(noise_estimate.white_noise_covariance)(y, valid=valid[..., 0])
+  cov = image_covariances(y, valid)
   return jnp.sqrt(jnp.mean(jnp.diagonal(cov, axis1=-2, axis2=-1), -1))
 
 
+def level_map(std, y):
+  """`std (B,)` -> `(B, H, W, 1)` in `y`'s dtype: the constant map a `level_input`
+  network takes beside `y (B, H, W, C)`."""
+  return jnp.broadcast_to(jnp.asarray(std, y.dtype)[:, None, None, None], y.shape[:3] + (1,))
+
+
 def with_level(y, valid=None, std=None):
-  """`y (B, H, W, C)` -> `(B, H, W, C + 1)`: the image and a map of its noise std (`std
-  (B,)`, or `noise_std(y, valid)`), the input of a `level_input` stage-2 network's local
-  function (tiles then carry the whole image's level)."""
-  std = noise_std(y, valid) if std is None else jnp.asarray(std, y.dtype)
-  return jnp.concatenate([y, jnp.broadcast_to(std[:, None, None, None].astype(y.dtype),
-                                              y.shape[:3] + (1,))], -1)
+  """`y (B, H, W, C)` -> `(B, H, W, C + 1)`: the image and the `level_map` of its noise
+  std (`std (B,)`, or `noise_std(y, valid)`), the input of a `level_input` stage-2
+  network's local function (tiles then carry the whole image's level)."""
+  return jnp.concatenate([y, level_map(noise_std(y, valid) if std is None else std, y)], -1)
 
 
 def calibrated_prior(y, mu, sigma_mu, sigma_n, valid=None):

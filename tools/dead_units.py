@@ -32,7 +32,7 @@ def dead_fractions(denoiser: inference.Denoiser, y: np.ndarray):
     raise ValueError(f"dead_units reads MWCNN models, got {type(model).__name__}")
   y = jnp.asarray(y)
   # A model told the noise level gets the estimate on each crop, as the Denoiser does.
-  level = predict.with_level(y)[..., -1:] if model.level_input else None
+  level = predict.level_map(predict.noise_std(y), y) if model.level_input else None
   _, inter = model.apply(denoiser.params, y, None, level, capture_intermediates=True,
                          mutable=["intermediates"])
   out = {}

@@ -293,8 +293,9 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images, l
   # pairs are the f^2 sub-images of each (noisy, target) patch.
   to_domain = (lambda v: realworld.unshuffle(v, rw.downsample)) if sub else (lambda v: v)
   takes_level = getattr(model, "level_input", False)
-  if takes_level and real_levels is None:
-    real_levels = np.zeros((max(num_images, 1),), np.float32)  # Never read without real pairs.
+  if takes_level and real_levels is None and \
+      mixed.split_batch(config.data.batch_size, config.data.real_fraction)[1]:
+    raise ValueError("a level_input network with real pairs needs their levels (real_levels)")
   real_levels = None if real_levels is None else jnp.asarray(real_levels, jnp.float32)
 
   def step(state, batch, s1p):
@@ -318,8 +319,8 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images, l
     inputs, level = jnp.concatenate([y_syn, y_real]), None
     if takes_level:  # The noise std map each patch is told.
       real_std = real_levels[ids] if y_real.shape[0] else jnp.zeros((0,), jnp.float32)
-      std = jnp.concatenate([synthetic_stds(cov, scale), real_std])
-      level = jnp.broadcast_to(std[:, None, None, None], inputs.shape[:3] + (1,))
+      level = predict.level_map(jnp.concatenate([synthetic_stds(cov, scale), real_std]),
+                                inputs)
 
     def loss_fn(params):
       out, stats = apply_denoiser(model, params, state.batch_stats, inputs, train=True,
