@@ -130,9 +130,12 @@ def estimated_noise(y, valid=None):
 
 def noise_std(y, valid=None):
   """Each image's classical white-noise std, the root of its mean channel variance:
-  `y (B, H, W, C)` -> `(B,)`; the level a `level_input` denoiser is told."""
-  cov = image_covariances(y, valid)
-  return jnp.sqrt(jnp.mean(jnp.diagonal(cov, axis1=-2, axis2=-1), -1))
+  `y (B, H, W, C)` -> `(B,)`; the level a `level_input` denoiser is told. Only the
+  channel variances: the covariances' pair-sum planes would double a colour image's cost."""
+  if valid is None:
+    valid = jnp.ones(y.shape[:3] + (1,), y.dtype)
+  var = jax.vmap(noise_estimate.white_noise_variances)(y, valid=valid[..., 0])
+  return jnp.sqrt(jnp.mean(var, -1))
 
 
 def level_map(std, y):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from dbsn_jax import linalg, noise_estimate
+from dbsn_jax import linalg, noise_estimate, predict
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,24 @@ def test_channel_correlated_noise_covariance(photo):
   got = noise_estimate.white_noise_covariance(y)
   np.testing.assert_allclose(got, want, atol=0.05 * want.max())
   assert np.all(np.linalg.eigvalsh(got) >= 0)
+
+
+def test_channel_variances_are_the_covariance_diagonal_in_a_padded_canvas(photo):
+  """The level-only path (a `level_input` denoiser's test-time estimate) reads what the
+  covariance's diagonal reads, also over a masked canvas; and `predict.noise_std` is its
+  root mean."""
+  rng = np.random.default_rng(5)
+  y = photo[:120, :100] + rng.standard_normal((120, 100, 3)) * np.array([8.0, 20.0, 35.0]) / 255
+  canvas, valid = np.zeros((128, 128, 3)), np.zeros((128, 128))
+  canvas[:120, :100], valid[:120, :100] = y, 1.0
+  want = np.diag(np.asarray(noise_estimate.white_noise_covariance(y)))
+  np.testing.assert_allclose(noise_estimate.white_noise_variances(y), want, rtol=1e-4)
+  np.testing.assert_allclose(noise_estimate.white_noise_variances(canvas, valid=valid), want,
+                             rtol=1e-4)
+  std = predict.noise_std(jnp.asarray(canvas[None], jnp.float32),
+                          jnp.asarray(valid[None, ..., None], jnp.float32))
+  np.testing.assert_allclose(std, [np.sqrt(want.mean())], rtol=1e-4)
+  assert np.all(np.abs(np.sqrt(want) * 255 / [8.0, 20.0, 35.0] - 1) < 0.15)
 
 
 def test_fully_correlated_channels_give_a_positive_definite_covariance(photo):
