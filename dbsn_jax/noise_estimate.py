@@ -102,8 +102,9 @@ def white_noise_variance(y, patch: int = 7, valid=None):
 @functools.partial(jax.jit, static_argnames="patch")
 def white_noise_variances(y, patch: int = 7, valid=None):
   """`y (H, W, C)` -> `(C,)`: each channel's white-noise variance, the diagonal of
-  `white_noise_covariance` at about C / (C + C (C - 1) / 2) of its cost (half, in
-  colour), for callers that need only the level. `valid (H, W)` as there."""
+  `white_noise_covariance` (before its eigenvalue floor) at C / (C + C (C - 1) / 2) of
+  its cost (half, in colour), for callers that need only the level. `valid (H, W)` as
+  there."""
   y = jnp.asarray(y, jnp.float32)
   return jax.vmap(lambda p: white_noise_variance(p, patch, valid), in_axes=-1)(y)
 
