@@ -113,18 +113,13 @@ def local_fn(model: Stage1Model, rw: realworld.Settings = realworld.Settings()) 
   return local
 
 
-def image_covariances(y, valid=None):
-  """The classical white-noise covariance of each image: `y (B, H, W, C)` -> `(B, C, C)`;
-  `valid (B, H, W, 1)` marks the image inside a padded canvas."""
+def estimated_noise(y, valid=None):
+  """The classical white-noise covariance of each image: `y (B, H, W, C)` ->
+  `(B, H, W, C, C)`, constant over pixels; `valid (B, H, W, 1)` marks the image inside a
+  padded canvas."""
   if valid is None:
     valid = jnp.ones(y.shape[:3] + (1,), y.dtype)
-  return jax.vmap(noise_estimate.white_noise_covariance)(y, valid=valid[..., 0])
-
-
-def estimated_noise(y, valid=None):
-  """`image_covariances` as a per-pixel field: `y (B, H, W, C)` -> `(B, H, W, C, C)`,
-  constant over pixels."""
-  cov = image_covariances(y, valid)
+  cov = jax.vmap(noise_estimate.white_noise_covariance)(y, valid=valid[..., 0])
   return jnp.broadcast_to(cov[:, None, None], y.shape[:3] + cov.shape[1:])
 
 
