@@ -127,6 +127,7 @@ def stage2() -> ml_collections.ConfigDict:
   c.denoiser.arch = "mwcnn"            # or "dncnn".
   c.denoiser.widths = (160, 256, 256)  # MWCNN width per wavelet level.
   c.denoiser.convs = 3                 # MWCNN extra 3x3 convs per level and side.
+  c.denoiser.activation = "relu"       # MWCNN's: "relu" (the paper's) or "leaky_relu".
   c.denoiser.features = 64             # DnCNN width.
   c.denoiser.depth = 17                # DnCNN layers.
   # Tell the network the noise level (FFDNet's noise-level map): the std of each synthetic

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from dbsn_jax import losses, noise_estimate, realworld
 from dbsn_jax.models import DBSN, DnCNN, MWCNN, NoiseEstimator
+from dbsn_jax.models.mwcnn import ACTIVATIONS
 
 
 BAYES_NOISE_LEVELS = ("learned", "estimated", "fitted")
@@ -309,7 +310,11 @@ def build_denoiser(config):
   d = config.denoiser
   level = bool(d.get("level_input", False))
   if d.arch == "mwcnn":
-    return MWCNN(config.channels, tuple(d.widths), d.convs, level_input=level)
+    act = d.get("activation", "relu")
+    if act not in ACTIVATIONS:
+      raise ValueError(f"denoiser.activation must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+    return MWCNN(config.channels, tuple(d.widths), d.convs, level_input=level,
+                 activation=act)
   if d.arch == "dncnn":
     return DnCNN(config.channels, d.features, d.depth, level_input=level)
   raise ValueError(f"denoiser.arch must be 'mwcnn' or 'dncnn', got {d.arch!r}")

@@ -9,6 +9,8 @@ starts far from y and a small MWCNN barely learns (measured: +0.5 dB vs +6 dB af
 With `level_input` the network is told the noise level, as FFDNet is: a map of the
 noise std beside the input of each encoder level's first conv (measured: a small
 blind-range model otherwise spends its capacity telling the level; docs/evaluation.md).
+`activation='leaky_relu'` keeps units that Adam's early steps push below zero trainable
+(half the coarse levels' ReLU channels end dead otherwise; docs/evaluation.md).
 """
 from typing import Any, Sequence
 
@@ -17,6 +19,8 @@ import jax.numpy as jnp
 
 from dbsn_jax.models.layers import Conv
 from dbsn_jax.models.wavelets import dwt, iwt
+
+ACTIVATIONS = {"relu": nn.relu, "leaky_relu": nn.leaky_relu}
 
 
 def pad_to_multiple(x, m: int, mode: str = "symmetric"):
@@ -60,10 +64,18 @@ class MWCNN(nn.Module):
   conv_impl: str = "plain"
   # Take a noise-level map `level (B, H, W, 1)` (the noise std) as a second input.
   level_input: bool = False
+  # A key of ACTIVATIONS: after every conv but the band-correction outputs.
+  activation: str = "relu"
+
+  def _act(self, x):
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"MWCNN activation must be one of {sorted(ACTIVATIONS)}, "
+                       f"got {self.activation!r}")
+    return ACTIVATIONS[self.activation](x)
 
   def _stack(self, x, width, n, keep):
     for _ in range(n):
-      x = keep(nn.relu(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(x)))
+      x = keep(self._act(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(x)))
     return x
 
   @nn.compact
@@ -92,7 +104,7 @@ class MWCNN(nn.Module):
         n, hh, ww, _ = lmap.shape
         lmap = lmap.reshape(n, hh // 2, 2, ww // 2, 2, 1).mean(axis=(2, 4))
         inputs = jnp.concatenate([feats, keep(lmap).astype(feats.dtype)], -1)
-      feats = keep(nn.relu(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(inputs)))
+      feats = keep(self._act(Conv(width, 3, dtype=self.dtype, conv_impl=self.conv_impl)(inputs)))
       feats = self._stack(feats, width, self.convs, keep)
     for level in reversed(range(levels)):  # Decoder.
       keep = keeps[level + 1]
