@@ -65,6 +65,15 @@ def test_stage2_warmup_only_where_measured_to_pay():
     assert _load(path, kind).stage2.optim.warmup == 0.0
 
 
+def test_leaky_units_only_where_measured_to_pay():
+  """The blind-range recipe's MWCNN (the bundled color-awgn) has leaky units; the
+  unmeasured recipes and the paper's keep its ReLUs."""
+  path = os.path.join(REPO, "configs", "cpu_budget.py")
+  assert _load(path, "color_range").stage2.denoiser.activation == "leaky_relu"
+  for kind in ("gray", "color", "hetero"):
+    assert _load(path, kind).stage2.denoiser.activation == "relu"
+
+
 def test_blind_range_stage1_is_short_enough_for_the_90_minute_budget():
   """Its stage 2 synthesises PCA-estimated levels, so stage 1 only makes the real pairs'
   targets: 1,500 steps (docs/evaluation.md), the other recipes 2,500."""

@@ -3,6 +3,7 @@ are never positive on noisy test crops, so contribute nothing to the output.
 
 A zero-initialised output conv and Adam's first, full-size steps can push whole layers
 below zero for good (docs/evaluation.md, "Dead ReLUs"); `optim.warmup` prevents it.
+For leaky units (`denoiser.activation`) the count is of channels never in the linear part.
   python tools/dead_units.py --models=gray-awgn25,new=runs/s2 --sigma=25
 """
 import jax

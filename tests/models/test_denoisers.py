@@ -72,3 +72,24 @@ def test_level_input_is_read_and_required(arch):
   assert float(jnp.max(jnp.abs(high - low))) > 1e-3
   with pytest.raises(ValueError, match="noise-level map"):
     model.apply(v, y)
+
+
+def test_leaky_units_pushed_below_zero_still_learn():
+  """With every bias pushed far below zero, a ReLU MWCNN's first conv gets no gradient
+  (its units are dead for good); a leaky one's does, and both share one parameter tree."""
+  y = prng.uniform(jax.random.PRNGKey(0), (1, 16, 16, 1))
+  relu, leaky = MWCNN(1, (8, 8, 8), 1), MWCNN(1, (8, 8, 8), 1, activation="leaky_relu")
+  params = relu.init(jax.random.PRNGKey(1), y)
+  assert jax.tree.structure(params) == jax.tree.structure(leaky.init(jax.random.PRNGKey(1), y))
+  # Dead units, and band-correction convs that read them (non-zero, as after training).
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, p: p - 100.0 if path[-1].key == "bias" else p + 0.1, params)
+
+  def first_kernel_grad(model):
+    loss = lambda p: jnp.sum((model.apply(p, y) - 0.5) ** 2)
+    return np.abs(np.asarray(jax.grad(loss)(params)["params"]["Conv_0"]["kernel"])).max()
+
+  assert first_kernel_grad(relu) == 0.0
+  assert first_kernel_grad(leaky) > 1e-6
+  with pytest.raises(ValueError, match="activation"):
+    MWCNN(1, (8, 8, 8), 1, activation="gelu").init(jax.random.PRNGKey(1), y)
