@@ -309,12 +309,15 @@ def build_denoiser(config):
   """The stage-2 network a config names."""
   d = config.denoiser
   level = bool(d.get("level_input", False))
+  act = d.get("activation", "relu")
+  if act not in ACTIVATIONS:
+    raise ValueError(f"denoiser.activation must be one of {sorted(ACTIVATIONS)}, got {act!r}")
   if d.arch == "mwcnn":
-    act = d.get("activation", "relu")
-    if act not in ACTIVATIONS:
-      raise ValueError(f"denoiser.activation must be one of {sorted(ACTIVATIONS)}, got {act!r}")
     return MWCNN(config.channels, tuple(d.widths), d.convs, level_input=level,
                  activation=act)
+  if act != "relu":
+    raise ValueError(f"denoiser.activation={act!r} is MWCNN's; denoiser.arch={d.arch!r} "
+                     "has ReLUs only")
   if d.arch == "dncnn":
     return DnCNN(config.channels, d.features, d.depth, level_input=level)
   raise ValueError(f"denoiser.arch must be 'mwcnn' or 'dncnn', got {d.arch!r}")

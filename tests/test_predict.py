@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from dbsn_jax import inference, losses, noise_estimate, predict
+from dbsn_jax import defaults, inference, losses, noise_estimate, predict
 from dbsn_jax.train import stage1
 from tests.conftest import tiny_stage1_config
 
@@ -177,3 +177,18 @@ def test_fitted_bayes_noise_is_reported_as_the_learned_level():
   assert predict.cnn_est_noise(out) is out["sigma_n_learned"]  # Stage 2's own-image level.
   np.testing.assert_allclose(out["bayes"], losses.bayes_estimate(
       y, parts["mu"], prior, noise), atol=1e-5)
+
+
+def test_build_denoiser_reads_the_activation_and_names_a_bad_one():
+  """`denoiser.activation` reaches MWCNN; an unknown name, or one DnCNN does not have,
+  fails naming the setting (not deep inside Flax at the first call)."""
+  c = defaults.stage2()
+  assert predict.build_denoiser(c).activation == "relu"
+  c.denoiser.activation = "leaky_relu"
+  assert predict.build_denoiser(c).activation == "leaky_relu"
+  c.denoiser.arch = "dncnn"
+  with pytest.raises(ValueError, match="denoiser.activation"):
+    predict.build_denoiser(c)
+  c.denoiser.arch, c.denoiser.activation = "mwcnn", "swish"
+  with pytest.raises(ValueError, match="denoiser.activation"):
+    predict.build_denoiser(c)
