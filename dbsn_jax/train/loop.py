@@ -147,8 +147,9 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
         if "noise_std" in m:  # Stage 1: the learned noise level, against the truth if known.
           noise_std = f"  noise std {m['noise_std']:.2f}" + (
               f" (true {m['noise_std_true']:.2f})" if "noise_std_true" in m else "")
-        logging.info("step %d/%d  loss %.5f%s  %.2f steps/s  %.1f patches/s  ETA %s",
-                     step, tcfg.num_steps, m["loss"], noise_std, rate, rate * batch_size,
+        grad = f"  grad norm {m['grad_norm']:.3g}" if "grad_norm" in m else ""
+        logging.info("step %d/%d  loss %.5f%s%s  %.2f steps/s  %.1f patches/s  ETA %s",
+                     step, tcfg.num_steps, m["loss"], grad, noise_std, rate, rate * batch_size,
                      time.strftime("%H:%M:%S", time.gmtime(eta)))
         writer.scalars(step, {f"train/{k}": v for k, v in m.items()})
         writer.scalars(step, {"train/steps_per_sec": rate,

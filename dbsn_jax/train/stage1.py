@@ -9,6 +9,7 @@ from typing import Any, Dict
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from dbsn_jax import losses, metrics, noise, predict, realworld, report
 from dbsn_jax.metrics import rms_std, true_noise_std  # noqa: F401 (re-exported)
@@ -149,7 +150,7 @@ def make_train_step(config, model: Stage1Model):
                                gaussian_from),
         (y, ids), config.data.batch_size, config.train.get("microbatch", 0), state.params)
     new_state, ok = state_lib.guarded_update(state, grads, loss)
-    out = {"loss": loss, "mse_mu_y": l2, "finite": ok,
+    out = {"loss": loss, "mse_mu_y": l2, "finite": ok, "grad_norm": optax.global_norm(grads),
            "noise_std": 255.0 * jnp.mean(jnp.sqrt(jnp.diagonal(sigma_n, axis1=-2, axis2=-1))),
            "sigma_mu_std": 255.0 * jnp.mean(jnp.sqrt(jnp.diagonal(sigma_mu, axis1=-2, axis2=-1)))}
     if y.shape[-1] > 1:  # Per channel, as the noise models of photos differ by channel.

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from absl import logging
 
 from dbsn_jax import linalg, metrics, noise, noise_estimate, predict, prng, realworld, report
@@ -332,7 +333,7 @@ def make_train_step(config, model, s1_config, s1_model, s1_params, num_images, l
 
     (loss, (out, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     new_state, ok = state_lib.guarded_update(state, grads, loss, batch_stats=stats)
-    metrics_out = {"loss": loss, "finite": ok}
+    metrics_out = {"loss": loss, "finite": ok, "grad_norm": optax.global_norm(grads)}
     if x.shape[0]:
       metrics_out["psnr_synthetic"] = jnp.mean(metrics.psnr(out[:x.shape[0]], x))
     return new_state, metrics_out

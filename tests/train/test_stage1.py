@@ -5,6 +5,7 @@ import signal
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from dbsn_jax import noise
@@ -32,6 +33,24 @@ def test_a_few_steps_lower_the_loss():
     state, m = step(state, next(it))
   assert bool(m["finite"])
   assert _held_out_loss(config, model, state.params) < before - 0.5
+
+
+def test_logged_grad_norm_is_the_norm_of_the_step_adam_took():
+  """After one step from a fresh state Adam's first moment is (1 - b1) g, so the logged
+  `grad_norm` (the spike that precedes a collapse) must equal |mu| / (1 - b1)."""
+  config = tiny_stage1_config()
+  images = sources.load(config.data.train, 1).images
+  model = stage1.build_model(config)
+  state = stage1.create_state(config, model)
+  it = input_pipeline.train_iterator(input_pipeline.train_dataset(images, 24, 4, 0), 1)
+  state, m = stage1.make_train_step(config, model)(state, next(it))
+  adam = [s for s in jax.tree.leaves(state.opt_state,
+                                     is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
+          if isinstance(s, optax.ScaleByAdamState)][0]
+  mu = np.sqrt(sum(np.sum(np.square(np.asarray(a, np.float64)))
+                   for a in jax.tree.leaves(adam.mu)))
+  assert float(m["grad_norm"]) > 0
+  np.testing.assert_allclose(float(m["grad_norm"]), mu / (1 - config.optim.b1), rtol=1e-4)
 
 
 def test_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch):
