@@ -37,7 +37,7 @@ def test_a_few_steps_lower_the_loss():
 
 def test_logged_grad_norm_is_the_norm_of_the_step_adam_took():
   """After one step from a fresh state Adam's first moment is (1 - b1) g, so the logged
-  `grad_norm` (the spike that precedes a collapse) must equal |mu| / (1 - b1)."""
+  `grad_norm` (logged to spot the large steps of a collapse) must equal |mu| / (1 - b1)."""
   config = tiny_stage1_config()
   images = sources.load(config.data.train, 1).images
   model = stage1.build_model(config)
