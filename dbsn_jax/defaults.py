@@ -99,6 +99,7 @@ def stage1() -> ml_collections.ConfigDict:
   c.optim.milestones = (1 / 6, 2 / 6, 3 / 6)  # Fractions of num_steps: lr x decay.
   c.optim.decay = 0.1
   c.optim.warmup = 0.0                 # Linear lr warm-up over this fraction of num_steps.
+  c.optim.clip_norm = 0.0              # > 0: clip gradients to this global norm before Adam.
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 180_000          # 180 epochs x 6,000 batches of 8 (paper).
@@ -192,6 +193,9 @@ def stage2() -> ml_collections.ConfigDict:
   # (tools/dead_units.py; docs/evaluation.md, "Dead ReLUs"); set where measured to pay.
   c.optim.warmup = 0.0
   c.optim.ema_decay = 0.0              # > 0: evaluate and export an EMA of the weights.
+  # > 0: clip gradients to this global norm before Adam (the console's "grad norm" is
+  # the norm before clipping).
+  c.optim.clip_norm = 0.0
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 100_000

@@ -98,14 +98,25 @@ def params_ema(decay: float) -> optax.GradientTransformation:
 
 
 def make_optimizer(optim_cfg, num_steps: int) -> optax.GradientTransformation:
-  """Adam (b1, b2) with the piecewise-constant schedule, and an EMA of the weights when
+  """Adam (b1, b2) with the learning-rate schedule; before it, gradients clipped to a
+  global norm of `optim_cfg.clip_norm` when > 0; after it, an EMA of the weights when
   `optim_cfg.ema_decay` > 0."""
   adam = optax.adam(learning_rate_schedule(optim_cfg, num_steps),
                     b1=optim_cfg.b1, b2=optim_cfg.b2)
   decay = optim_cfg.get("ema_decay", 0.0)
   if not 0 <= decay < 1:
     raise ValueError(f"optim.ema_decay must be in [0, 1) (0 turns the average off), got {decay}")
-  return optax.chain(adam, params_ema(decay)) if decay else adam
+  clip = optim_cfg.get("clip_norm", 0.0)
+  if not (math.isfinite(clip) and clip >= 0):
+    raise ValueError(f"optim.clip_norm must be a finite number >= 0 (0 turns clipping off), "
+                     f"got {clip}")
+  # Adam divides by the gradient's running RMS, so clipping changes nothing while norms
+  # stay below the threshold; one outsized batch can no longer move every weight by
+  # several lr at once. Off, the optimizer state keeps its old structure, so workdirs
+  # written before the option resume.
+  parts = ([optax.clip_by_global_norm(clip)] if clip else []) + [adam]
+  parts += [params_ema(decay)] if decay else []
+  return parts[0] if len(parts) == 1 else optax.chain(*parts)
 
 
 def ema_params(state: TrainState):

@@ -87,3 +87,39 @@ def test_warmup_ramps_linearly_to_the_schedule_and_then_follows_it():
   for bad in (1.0, -0.1):
     with pytest.raises(ValueError, match="optim.warmup"):
       state_lib.learning_rate_schedule(ml_collections.ConfigDict(dict(base, warmup=bad)), 100)
+
+
+def _adam_first_moment(opt_state):
+  return [s.mu for s in jax.tree.leaves(opt_state, is_leaf=lambda s: hasattr(s, "mu"))
+          if hasattr(s, "mu")][0]
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.99])
+def test_clipping_caps_the_gradient_adam_sees_and_leaves_small_ones_alone(decay):
+  optim = ml_collections.ConfigDict({"lr": 0.1, "b1": 0.9, "b2": 0.999, "milestones": (),
+                                     "decay": 0.1, "ema_decay": decay, "clip_norm": 0.5})
+  params = {"w": jnp.array([1.0, -2.0, 3.0]), "b": jnp.array(0.5)}
+  big = {"w": jnp.array([3.0, 0.0, -4.0]), "b": jnp.array(12.0)}  # Global norm 13.
+  small = jax.tree.map(lambda g: g / 130.0, big)                   # Global norm 0.1.
+  for grads, scale in ((big, 0.5 / 13.0), (small, 1.0)):
+    state = state_lib.TrainState.create(apply_fn=None, params=params,
+                                        tx=state_lib.make_optimizer(optim, 100),
+                                        key=jax.random.PRNGKey(0))
+    state = state.apply_gradients(grads=grads)
+    mu = _adam_first_moment(state.opt_state)
+    for name in params:  # Adam's first moment after one step: (1 - b1) x the gradient seen.
+      np.testing.assert_allclose(np.asarray(mu[name], np.float64),
+                                 0.1 * np.asarray(grads[name], np.float64) * scale, rtol=1e-6)
+
+
+def test_no_clipping_keeps_the_old_optimizer_state_and_bad_thresholds_are_named():
+  optim = ml_collections.ConfigDict({"lr": 0.1, "b1": 0.9, "b2": 0.999, "milestones": (),
+                                     "decay": 0.1})
+  params = {"w": jnp.zeros(3)}
+  old = jax.tree.structure(state_lib.make_optimizer(optim, 10).init(params))
+  optim.clip_norm = 0.0
+  assert jax.tree.structure(state_lib.make_optimizer(optim, 10).init(params)) == old
+  for bad in (-1.0, float("nan"), float("inf")):
+    optim.clip_norm = bad
+    with pytest.raises(ValueError, match="optim.clip_norm"):
+      state_lib.make_optimizer(optim, 10)
