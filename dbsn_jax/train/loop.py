@@ -71,14 +71,18 @@ class Writer:
 
 def identity(config) -> Dict:
   """The config fields (a ConfigDict or a saved dict) that a resumed run must share with
-  the checkpoint it resumes, and whether the state keeps an EMA of its weights.
+  the checkpoint it resumes, and whether the state keeps an EMA of its weights or clips
+  its gradients.
 
   Not the compute dtype: parameters are fp32 either way (older configs kept it as
   model.dtype / denoiser.dtype).
   """
   d = config if isinstance(config, dict) else config.to_dict()
   out = {k: d.get(k) for k in ("stage", "channels", "model", "noise_model", "denoiser")}
-  out["ema"] = bool((d.get("optim") or {}).get("ema_decay", 0))
+  optim = d.get("optim") or {}
+  out["ema"] = bool(optim.get("ema_decay", 0))
+  # Clipping adds a link to the optimizer chain: a state with it cannot load one without.
+  out["gradient clipping"] = bool(optim.get("clip_norm", 0))
   return {k: ({f: w for f, w in v.items() if f != "dtype"} if isinstance(v, dict) else v)
           for k, v in out.items()}
 

@@ -282,6 +282,18 @@ def test_ema_weights_are_evaluated_exported_and_resumed(stage1_dirs, tmp_path):
         "train.num_steps": 6}), wd)
 
 
+def test_a_clipped_run_resumes_clipped_and_refuses_to_resume_unclipped(stage1_dirs, tmp_path):
+  wd = str(tmp_path / "clip")
+  clipped = {"optim.clip_norm": 1e-3, "train.checkpoint_every": 2}
+  first = stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"], **clipped), wd)
+  with pytest.raises(ValueError, match="different gradient clipping"):
+    stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"], **{
+        "train.num_steps": int(first["state"].step) + 2}), wd)
+  more = stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"], **{
+      **clipped, "optim.clip_norm": 2e-3, "train.num_steps": int(first["state"].step) + 2}), wd)
+  assert int(more["state"].step) == int(first["state"].step) + 2
+
+
 def test_clean_set_equal_to_the_noisy_set_is_refused_by_name(stage1_dirs, tmp_path):
   """Unpaired learning: the clean images must not be stage 1's noisy ones."""
   saved = stage1.load(stage1_dirs["shared"])[0]
