@@ -1,4 +1,6 @@
 """Stage 2: learned-noise synthesis, Eq. 4, batch mixing, checkpoint hand-off checks."""
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -282,16 +284,20 @@ def test_ema_weights_are_evaluated_exported_and_resumed(stage1_dirs, tmp_path):
         "train.num_steps": 6}), wd)
 
 
-def test_a_clipped_run_resumes_clipped_and_refuses_to_resume_unclipped(stage1_dirs, tmp_path):
+def test_a_clipped_run_resumes_clipped_and_refuses_to_resume_unclipped(stage1_dirs, tmp_path,
+                                                                      caplog):
   wd = str(tmp_path / "clip")
-  clipped = {"optim.clip_norm": 1e-3, "train.checkpoint_every": 2}
-  first = stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"], **clipped), wd)
+  first = stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"], **{
+      "optim.clip_norm": 1e-3}), wd)
+  steps = int(first["state"].step) + 2
   with pytest.raises(ValueError, match="different gradient clipping"):
     stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"], **{
-        "train.num_steps": int(first["state"].step) + 2}), wd)
-  more = stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"], **{
-      **clipped, "optim.clip_norm": 2e-3, "train.num_steps": int(first["state"].step) + 2}), wd)
-  assert int(more["state"].step) == int(first["state"].step) + 2
+        "train.num_steps": steps}), wd)
+  with caplog.at_level(logging.INFO):  # Another threshold: the same state structure.
+    more = stage2.train_and_evaluate(tiny_stage2_config(stage1_dirs["shared"], **{
+        "optim.clip_norm": 2e-3, "train.num_steps": steps}), wd)
+  assert f"resumed from step {steps - 2}" in caplog.text
+  assert int(more["state"].step) == steps
 
 
 def test_clean_set_equal_to_the_noisy_set_is_refused_by_name(stage1_dirs, tmp_path):

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 
 from dbsn_jax.train import state as state_lib
@@ -90,8 +91,8 @@ def test_warmup_ramps_linearly_to_the_schedule_and_then_follows_it():
 
 
 def _adam_first_moment(opt_state):
-  return [s.mu for s in jax.tree.leaves(opt_state, is_leaf=lambda s: hasattr(s, "mu"))
-          if hasattr(s, "mu")][0]
+  is_adam = lambda s: isinstance(s, optax.ScaleByAdamState)  # noqa: E731
+  return [s.mu for s in jax.tree.leaves(opt_state, is_leaf=is_adam) if is_adam(s)][0]
 
 
 @pytest.mark.parametrize("decay", [0.0, 0.99])
