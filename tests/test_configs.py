@@ -67,7 +67,7 @@ def test_stage2_warmup_only_where_measured_to_pay():
 
 def test_leaky_units_only_where_measured_to_pay():
   """The blind-range recipe's MWCNN (the bundled color-awgn) has leaky units; the gray
-  recipe (measured level with ReLUs), the unmeasured ones and the paper's keep ReLUs."""
+  recipe (measured: no better with them), the unmeasured ones and the paper's keep ReLUs."""
   path = os.path.join(REPO, "configs", "cpu_budget.py")
   assert _load(path, "color_range").stage2.denoiser.activation == "leaky_relu"
   for kind in ("gray", "color", "hetero"):
