@@ -1,11 +1,12 @@
 """MWCNN (multi-level wavelet CNN), the stage-2 denoiser of docs/design.md section 7.
 
-Three levels of Haar DWT; at each, a 3x3 conv to the level's width then `convs` more
-3x3 convs; the decoder mirrors it, adding each level's DWT output before the IWT.
+One level of Haar DWT per entry of `widths` (three in the paper); at each, a 3x3 conv to
+the level's width then `convs` more 3x3 convs; the decoder mirrors it, adding each
+level's DWT output before the IWT.
 The convs that produce those band corrections are linear and zero-initialised, so the
 network starts as the identity IWT(DWT(y)) = y: with He-normal init there the output
 starts far from y and a small MWCNN barely learns (measured: +0.5 dB vs +6 dB after
-400 steps). Inputs of any size: mirror-padded to a multiple of 8, cropped back.
+400 steps). Inputs of any size: mirror-padded to a multiple of 2^levels, cropped back.
 With `level_input` the network is told the noise level, as FFDNet is: a map of the
 noise std beside the input of each encoder level's first conv (measured: a small
 blind-range model otherwise spends its capacity telling the level; docs/evaluation.md).

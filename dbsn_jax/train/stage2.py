@@ -47,9 +47,11 @@ def validate(config, s1_config) -> None:
   if config.data.patch_size % f:
     raise ValueError(f"data.patch_size must be a multiple of stage 1's realworld.downsample="
                      f"{f} (noise is synthesised per sub-image), got {config.data.patch_size}")
-  if config.denoiser.arch == "mwcnn" and config.data.patch_size % 8:
-    raise ValueError(f"data.patch_size must be a multiple of 8 for MWCNN, got "
-                     f"{config.data.patch_size}")
+  # MWCNN halves the patch once per level (one per entry of denoiser.widths).
+  mwcnn_multiple = 2 ** len(config.denoiser.widths) if config.denoiser.arch == "mwcnn" else 1
+  if config.data.patch_size % mwcnn_multiple:
+    raise ValueError(f"data.patch_size must be a multiple of {mwcnn_multiple} for MWCNN with "
+                     f"{len(config.denoiser.widths)} levels, got {config.data.patch_size}")
   domain, weighting = distill_domain(config), config.distill.get("weighting", "pixels")
   if domain not in DOMAINS:
     raise ValueError(f"distill.domain must be one of {DOMAINS}, got {domain!r}")
@@ -81,9 +83,9 @@ def validate(config, s1_config) -> None:
     if f <= 1:
       raise ValueError("distill.domain='subimages' needs a stage 1 that down-sampled "
                        f"(realworld.downsample > 1); {config.stage1_workdir} has f = {f}")
-    if config.denoiser.arch == "mwcnn" and config.data.patch_size % (8 * f):
-      raise ValueError(f"data.patch_size must be a multiple of 8 * {f} for MWCNN on "
-                       f"sub-images, got {config.data.patch_size}")
+    if config.data.patch_size % (mwcnn_multiple * f):
+      raise ValueError(f"data.patch_size must be a multiple of {mwcnn_multiple} * {f} for "
+                       f"MWCNN on sub-images, got {config.data.patch_size}")
   build_denoiser(config)
 
 

@@ -260,10 +260,14 @@ def test_bad_stage2_settings_are_named(stage1_dirs, tmp_path, field, value, matc
                               str(tmp_path))
 
 
-def test_mwcnn_patch_must_divide_by_eight(stage1_dirs, tmp_path):
+@pytest.mark.parametrize("widths,patch,multiple", [((8, 8, 8), 20, 8), ((8, 8, 8, 8), 24, 16)])
+def test_mwcnn_patch_must_divide_by_two_per_level(stage1_dirs, tmp_path, widths, patch,
+                                                   multiple):
   config = tiny_stage2_config(stage1_dirs["shared"], **{"denoiser.arch": "mwcnn",
-                                                        "data.patch_size": 20})
-  with pytest.raises(ValueError, match="multiple of 8"):
+                                                        "denoiser.widths": widths,
+                                                        "data.patch_size": patch})
+  with pytest.raises(ValueError, match=f"multiple of {multiple} for MWCNN with "
+                                       f"{len(widths)} levels"):
     stage2.train_and_evaluate(config, str(tmp_path))
 
 
