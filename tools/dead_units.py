@@ -50,7 +50,7 @@ def define_flags():
                     "[LABEL=]stage-2 workdir, weights dir or bundled name.")
   flags.DEFINE_string("images", "shared:CBSD68", "Clean images to add noise to.")
   flags.DEFINE_integer("num_images", 4, "How many of them (the first N).")
-  flags.DEFINE_integer("crop", 256, "Top-left crop side (a multiple of 8).")
+  flags.DEFINE_integer("crop", 256, "Top-left crop side (a multiple of 2^levels).")
   flags.DEFINE_float("sigma", 25.0, "AWGN std of the input, 0-255 scale.")
 
 
@@ -67,13 +67,14 @@ def main(argv):
     y = x + f.sigma / 255 * np.asarray(jax.random.normal(jax.random.PRNGKey(0), x.shape))
     labels.append(label or path)
     for name, frac in dead_fractions(d, y.astype(np.float32)).items():
-      rows.setdefault(name, []).append(frac)
+      rows.setdefault(name, {})[labels[-1]] = frac
   print(f"Dead ReLU channels (never > 0 on {len(y)} noisy {c}x{c} crops, sigma "
         f"{f.sigma:g})\n")
   print("| layer | " + " | ".join(labels) + " |")
   print("|---|" + "---|" * len(labels))
-  for name, fracs in rows.items():
-    print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in fracs) + " |")
+  for name, fracs in rows.items():  # "-": a layer the model lacks (e.g. fewer levels).
+    print(f"| {name} | " + " | ".join(f"{fracs[k]:.2f}" if k in fracs else "-"
+                                      for k in labels) + " |")
 
 
 if __name__ == "__main__":
