@@ -1,10 +1,12 @@
 """Every shipped config loads, validates, and keeps the noisy and clean sets disjoint."""
 import glob
 import importlib.util
+import json
 import os
 
 import pytest
 
+from dbsn_jax import defaults
 from dbsn_jax.train import stage1, stage2
 from tests.conftest import REPO
 
@@ -90,3 +92,23 @@ def test_only_the_blind_range_recipe_tells_stage2_the_level():
   assert _load(path, "color_range").stage2.denoiser.level_input
   for kind in ("gray", "color", "hetero"):
     assert not _load(path, kind).stage2.denoiser.level_input
+
+
+@pytest.mark.parametrize("name,kind", [("gray-awgn25", "gray"), ("color-awgn", "color_range")])
+def test_bundled_models_were_trained_by_their_recipe(name, kind):
+  """A bundled model's stage-2 settings equal its CPU-budget recipe's, so the published
+  command reproduces it (a recipe change must come with a retrained bundle)."""
+  with open(os.path.join(REPO, "dbsn_jax", "pretrained", name, "config.json")) as f:
+    bundled = json.load(f)["config"]
+  as_json = lambda c: json.loads(json.dumps(c.to_dict()))  # noqa: E731  Tuples as lists.
+  recipe = as_json(_load(os.path.join(REPO, "configs", "cpu_budget.py"), kind).stage2)
+  default = as_json(defaults.stage2())
+  for section in ("denoiser", "distill", "optim"):
+    for field, value in recipe[section].items():
+      # A field newer than the bundle must keep the default the bundle was trained with.
+      expect = bundled[section].get(field, default[section][field])
+      assert value == expect, f"{section}.{field}"
+  for field in ("patch_size", "batch_size", "real_fraction", "clean", "clean_start"):
+    assert bundled["data"][field] == recipe["data"][field], field
+  assert bundled["train"]["num_steps"] == recipe["train"]["num_steps"]
+  assert bundled["seed"] == recipe["seed"]
