@@ -63,6 +63,8 @@ SPECS = {
     "dbsn_cpu_budget": ("dbsn", dict(features=48, blocks=(2, 2)), 64, 8),
     "noise_model": ("noise", dict(features=16, hidden_layers=3), 96, 8),
     "mwcnn_cpu_budget": ("mwcnn", dict(widths=(32, 64, 64), convs=1), 64, 16),
+    # The blind-range colour recipe's 4 levels (cpu_budget.py:color_range).
+    "mwcnn_cpu_budget_l4": ("mwcnn", dict(widths=(32, 64, 64, 64), convs=1), 64, 16),
     "mwcnn_reference": ("mwcnn", dict(widths=(160, 256, 256), convs=3), 96, 8),
     "dncnn": ("dncnn", dict(features=64, depth=17), 96, 8),
 }
