@@ -67,14 +67,14 @@ def main(argv):
     y = x + f.sigma / 255 * np.asarray(jax.random.normal(jax.random.PRNGKey(0), x.shape))
     labels.append(label or path)
     for name, frac in dead_fractions(d, y.astype(np.float32)).items():
-      rows.setdefault(name, {})[labels[-1]] = frac
+      rows.setdefault(name, {})[len(labels) - 1] = frac
   print(f"Dead ReLU channels (never > 0 on {len(y)} noisy {c}x{c} crops, sigma "
         f"{f.sigma:g})\n")
   print("| layer | " + " | ".join(labels) + " |")
   print("|---|" + "---|" * len(labels))
   for name, fracs in rows.items():  # "-": a layer the model lacks (e.g. fewer levels).
-    print(f"| {name} | " + " | ".join(f"{fracs[k]:.2f}" if k in fracs else "-"
-                                      for k in labels) + " |")
+    print(f"| {name} | " + " | ".join(f"{fracs[i]:.2f}" if i in fracs else "-"
+                                      for i in range(len(labels))) + " |")
 
 
 if __name__ == "__main__":
