@@ -87,6 +87,15 @@ def identity(config) -> Dict:
           for k, v in out.items()}
 
 
+def eval_drops(before: Dict[str, float], after: Dict[str, float],
+               tolerance_db: float = 1.0) -> Dict[str, tuple]:
+  """{metric: (before, after)} for each PSNR that fell by more than `tolerance_db` between
+  two evaluations: training that diverged (an Adam step that pushed units dead, see
+  docs/configs.md `optim.b2`) shows here, on fixed images, before the run ends."""
+  return {k: (before[k], v) for k, v in after.items()
+          if k.startswith("psnr") and k in before and before[k] - v > tolerance_db}
+
+
 def run(config, workdir: str, state: Any, train_step: Callable, dataset,
         evaluate: Optional[Callable[[Any, int], Dict[str, float]]] = None,
         images_for_tb: Optional[Callable[[Any], Dict[str, np.ndarray]]] = None,
@@ -126,6 +135,7 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
   start = int(state.step)
   t0, last_t, last_step, skipped, skipped_total = time.time(), time.time(), start, 0, 0
   batch_size = parallel.global_batch_size(config.data.batch_size)
+  last_eval: Dict[str, float] = {}
   with _signals(flag):
     step = start
     while step < tcfg.num_steps and not flag.stop:
@@ -163,6 +173,11 @@ def run(config, workdir: str, state: Any, train_step: Callable, dataset,
         results = evaluate(parallel.local_copy(state), step)
         logging.info("eval step %d: %s", step,
                      "  ".join(f"{k} {v:.3f}" for k, v in results.items()))
+        for k, (a, b) in eval_drops(last_eval, results).items():
+          logging.warning("%s fell from %.2f to %.2f dB since the last evaluation: training "
+                          "has most likely diverged (see 'train/loss' in TensorBoard, and "
+                          "optim.b2 in docs/configs.md)", k, a, b)
+        last_eval = results
         writer.scalars(step, {f"eval/{k}": v for k, v in results.items()})
         if images_for_tb and primary:
           writer.images(step, images_for_tb(parallel.local_copy(state)))
